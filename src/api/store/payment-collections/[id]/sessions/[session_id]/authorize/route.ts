@@ -1,0 +1,21 @@
+import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
+import { MedusaError } from "medusa-core-utils"
+import { requestContextOf, sessionServiceOf } from "../../../../../../../lib/request-context"
+
+/** Authorize Payment Session: 422 when the provider does not authorize it. */
+export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
+  const { id, session_id } = req.params
+  const { collection } = await sessionServiceOf(req).authorizeSessions(
+    id,
+    [session_id],
+    requestContextOf(req)
+  )
+  const session = collection.payment_sessions.find((s) => s.id === session_id)
+  if (session?.status !== "authorized") {
+    throw new MedusaError(
+      MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
+      `Failed to authorize Payment Session id "${session_id}"`
+    )
+  }
+  res.status(200).json({ payment_session: session })
+}

@@ -1,0 +1,2 @@
+export { default as PaymentCollectionSessionService } from "./services/payment-collection-session"
+export type { PluginOptions } from "./types/options"

@@ -1,0 +1,52 @@
+import { errorHandler } from "@medusajs/medusa"
+import type { NextFunction, Request, Response } from "express"
+import { MedusaError } from "medusa-core-utils"
+import { isPaymentProviderUnavailable } from "./errors"
+
+type BodyParserError = Error & { type?: string; status?: number }
+
+const BODY_PARSER_MESSAGES: Record<string, string> = {
+  "entity.parse.failed": "The request body is not valid JSON",
+  "entity.too.large": "The request body is too large",
+  "encoding.unsupported": "The request body's encoding is not supported",
+  "charset.unsupported": "The request body's charset is not supported",
+  "request.aborted": "The request was aborted",
+  "request.size.invalid": "The request body's size does not match its Content-Length",
+  "entity.verify.failed": "The request body could not be verified",
+  "parameters.too.many": "The request body has too many parameters",
+}
+
+/**
+ * Medusa's error handler, plus what it answers 500 for although the client or
+ * a provider is at fault: body-parser errors (malformed JSON, a body too large)
+ * become 4xx `invalid_data`, and an unreachable or crashing provider becomes a
+ * 502/504 whose body names the provider.
+ */
+export function paymentCollectionsErrorHandler() {
+  const medusaErrorHandler = errorHandler()
+  return (err: unknown, req: Request, res: Response, next: NextFunction) => {
+    const parserError = err as BodyParserError
+    if (parserError?.type && BODY_PARSER_MESSAGES[parserError.type]) {
+      const status =
+        parserError.status && parserError.status >= 400 && parserError.status < 500
+          ? parserError.status
+          : 400
+      res.status(status).json({
+        type: MedusaError.Types.INVALID_DATA,
+        message: BODY_PARSER_MESSAGES[parserError.type],
+      })
+      return
+    }
+    if (isPaymentProviderUnavailable(err)) {
+      const logger = (req as Request & { scope: { resolve: (n: string) => { error: (e: unknown) => void } } }).scope.resolve("logger")
+      logger.error(err)
+      res.status(err.status).json({
+        type: err.type,
+        code: err.code,
+        message: err.message,
+      })
+      return
+    }
+    return medusaErrorHandler(err as never, req, res, next)
+  }
+}

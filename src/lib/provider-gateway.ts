@@ -1,0 +1,154 @@
+import {
+  AbstractPaymentProcessor,
+  PaymentProviderService,
+  PaymentSession,
+} from "@medusajs/medusa"
+import { MedusaError } from "medusa-core-utils"
+import { EntityManager } from "typeorm"
+import { PaymentProviderUnavailableError } from "./errors"
+
+type Logger = { warn: (msg: string) => void; error: (msg: string) => void }
+
+type ProviderSideEffect =
+  | { kind: "initiated"; session: PaymentSession }
+  | { kind: "authorized"; session: PaymentSession }
+
+function isDatabaseError(err: unknown): boolean {
+  const e = err as { name?: string; driverError?: unknown; code?: unknown }
+  return (
+    e?.name === "QueryFailedError" ||
+    e?.driverError !== undefined ||
+    e?.name === "QueryRunnerAlreadyReleasedError" ||
+    e?.name === "EntityNotFoundError"
+  )
+}
+
+/**
+ * The plugin's one way to reach a payment provider. It drives the host's
+ * paymentProviderService (so every installed provider works, processors and
+ * legacy payment services alike), bounds each call in time, turns crashes into
+ * errors that name the provider, and remembers what the provider created or
+ * authorized so a failed transaction can undo it there.
+ */
+export class ProviderGateway {
+  private readonly effects: ProviderSideEffect[] = []
+
+  constructor(
+    private readonly paymentProviderService: PaymentProviderService,
+    private readonly baseManager: EntityManager,
+    private readonly timeoutMs: number,
+    private readonly logger: Logger
+  ) {}
+
+  /** Whether the backend has this provider installed (a `pp_<id>` service). */
+  isInstalled(providerId: string): boolean {
+    try {
+      return !!this.paymentProviderService.retrieveProvider(providerId)
+    } catch {
+      return false
+    }
+  }
+
+  get hasSideEffects(): boolean {
+    return this.effects.length > 0
+  }
+
+  async call<T>(
+    providerId: string,
+    operation: string,
+    work: () => Promise<T>
+  ): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new PaymentProviderUnavailableError(
+              providerId,
+              504,
+              `Payment provider ${providerId} did not answer ${operation} within ${this.timeoutMs} ms`
+            )
+          ),
+        this.timeoutMs
+      )
+    })
+    try {
+      return await Promise.race([work(), timeout])
+    } catch (err) {
+      if (err instanceof MedusaError || isDatabaseError(err)) {
+        throw err
+      }
+      const reason = err instanceof Error ? err.message : String(err)
+      throw new PaymentProviderUnavailableError(
+        providerId,
+        502,
+        `Payment provider ${providerId} failed to ${operation}: ${reason}`
+      )
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  recordInitiated(session: PaymentSession): void {
+    this.effects.push({ kind: "initiated", session })
+  }
+
+  recordAuthorized(session: PaymentSession): void {
+    this.effects.push({ kind: "authorized", session })
+  }
+
+  /**
+   * Undoes at the providers what this request made there, newest first. Runs
+   * after the transaction rolled back, outside it. A failure here can only be
+   * logged: the client already gets the original error.
+   */
+  async undo(): Promise<void> {
+    while (this.effects.length) {
+      const effect = this.effects.pop()!
+      const { session } = effect
+      try {
+        await this.call(session.provider_id, `undo ${effect.kind}`, () =>
+          effect.kind === "initiated"
+            ? this.deleteAtProvider(session)
+            : this.cancelAtProvider(session)
+        )
+      } catch (err) {
+        this.logger.error(
+          `medusa-plugin-payment-collections: could not undo ${effect.kind} payment session ${session.id} at provider ${session.provider_id}: ${(err as Error).message}`
+        )
+      }
+    }
+  }
+
+  private async deleteAtProvider(session: PaymentSession): Promise<void> {
+    const provider = this.paymentProviderService.retrieveProvider(
+      session.provider_id
+    ) as unknown
+    if (provider instanceof AbstractPaymentProcessor) {
+      await provider.deletePayment(session.data)
+      return
+    }
+    await (provider as LegacyPaymentService)
+      .withTransaction(this.baseManager)
+      .deletePayment(session)
+  }
+
+  private async cancelAtProvider(session: PaymentSession): Promise<void> {
+    const provider = this.paymentProviderService.retrieveProvider(
+      session.provider_id
+    ) as unknown
+    if (provider instanceof AbstractPaymentProcessor) {
+      await provider.cancelPayment(session.data)
+      return
+    }
+    await (provider as LegacyPaymentService)
+      .withTransaction(this.baseManager)
+      .cancelPayment({ data: session.data })
+  }
+}
+
+type LegacyPaymentService = {
+  withTransaction(manager: EntityManager): LegacyPaymentService
+  deletePayment(session: unknown): Promise<unknown>
+  cancelPayment(payment: unknown): Promise<unknown>
+}

@@ -1,0 +1,144 @@
+import { MedusaError } from "medusa-core-utils"
+
+/** What the rules need to know about a session already in the collection. */
+export type ExistingSession = {
+  id: string
+  provider_id: string
+  amount: number | null
+  status: string
+  payment_authorized_at: Date | string | null
+}
+
+export type RequestedSession = {
+  provider_id: string
+  amount: number
+  session_id?: string
+}
+
+export type SessionPlan<S extends ExistingSession> = {
+  /** New sessions to initiate at their provider. */
+  create: RequestedSession[]
+  /** Existing sessions whose amount changes (provider update). */
+  update: { session: S; amount: number }[]
+  /** Existing sessions kept exactly as they are (no provider call). */
+  keep: S[]
+  /** Existing sessions to delete at their provider and in the database. */
+  remove: S[]
+}
+
+export function isAuthorized(session: ExistingSession): boolean {
+  return session.status === "authorized" || !!session.payment_authorized_at
+}
+
+/**
+ * Decides how to turn the collection's sessions into exactly the requested
+ * ones. Pure: throws a MedusaError for a request that must be refused, before
+ * anything is written or any provider is called.
+ *
+ * Rules (core's, with its gaps closed):
+ * - amounts are positive integers that add up to the collection's amount;
+ * - every provider must be usable (enabled for the region and installed);
+ * - a `session_id` of the collection updates that session, an unknown one
+ *   starts a new session (as core does);
+ * - an authorized session is never changed or removed: it must be listed again
+ *   with its provider and amount.
+ */
+export function planSessions<S extends ExistingSession>(input: {
+  collectionAmount: number
+  existing: S[]
+  requested: RequestedSession[]
+  usableProviders: ReadonlySet<string>
+}): SessionPlan<S> {
+  const { collectionAmount, existing, requested, usableProviders } = input
+
+  if (!requested.length) {
+    throw new MedusaError(
+      MedusaError.Types.INVALID_DATA,
+      "sessions must contain at least one session"
+    )
+  }
+
+  let total = 0
+  for (const session of requested) {
+    if (!Number.isSafeInteger(session.amount) || session.amount <= 0) {
+      throw new MedusaError(
+        MedusaError.Types.INVALID_DATA,
+        `amount must be a positive integer, got ${session.amount}`
+      )
+    }
+    total += session.amount
+    if (!usableProviders.has(session.provider_id)) {
+      throw new MedusaError(
+        MedusaError.Types.INVALID_DATA,
+        `Payment provider ${session.provider_id} is not enabled for this payment collection's region`
+      )
+    }
+  }
+  if (total !== collectionAmount) {
+    throw new MedusaError(
+      MedusaError.Types.INVALID_DATA,
+      `The sum of the sessions' amounts (${total}) must equal the payment collection's amount (${collectionAmount})`
+    )
+  }
+
+  const byId = new Map(existing.map((s) => [s.id, s]))
+  const claimed = new Set<string>()
+  const plan: SessionPlan<S> = { create: [], update: [], keep: [], remove: [] }
+
+  for (const wanted of requested) {
+    const current = wanted.session_id ? byId.get(wanted.session_id) : undefined
+    if (!current) {
+      plan.create.push({ provider_id: wanted.provider_id, amount: wanted.amount })
+      continue
+    }
+    if (claimed.has(current.id)) {
+      throw new MedusaError(
+        MedusaError.Types.INVALID_DATA,
+        `Payment session ${current.id} is listed more than once`
+      )
+    }
+    claimed.add(current.id)
+    if (current.provider_id !== wanted.provider_id) {
+      throw new MedusaError(
+        MedusaError.Types.INVALID_DATA,
+        `Payment session ${current.id} belongs to provider ${current.provider_id}, not ${wanted.provider_id}`
+      )
+    }
+    if (current.amount === wanted.amount) {
+      plan.keep.push(current)
+    } else if (isAuthorized(current)) {
+      throw new MedusaError(
+        MedusaError.Types.NOT_ALLOWED,
+        `Payment session ${current.id} is authorized; its amount cannot change`
+      )
+    } else {
+      plan.update.push({ session: current, amount: wanted.amount })
+    }
+  }
+
+  for (const session of existing) {
+    if (claimed.has(session.id)) {
+      continue
+    }
+    if (isAuthorized(session)) {
+      throw new MedusaError(
+        MedusaError.Types.NOT_ALLOWED,
+        `Payment session ${session.id} is authorized and cannot be removed`
+      )
+    }
+    plan.remove.push(session)
+  }
+
+  return plan
+}
+
+/** Core's collection statuses after an authorization attempt. */
+export function statusForAuthorizedAmount(
+  authorized: number,
+  amount: number
+): "awaiting" | "partially_authorized" | "authorized" {
+  if (authorized <= 0) {
+    return "awaiting"
+  }
+  return authorized < amount ? "partially_authorized" : "authorized"
+}

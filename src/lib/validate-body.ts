@@ -1,0 +1,22 @@
+import { validator } from "@medusajs/medusa"
+import { MedusaError } from "medusa-core-utils"
+
+type ClassConstructor<T> = { new (...args: unknown[]): T }
+
+/**
+ * Medusa's class-validator check (whitelist, unknown properties refused),
+ * after making sure the body is a JSON object at all: an array, a string from
+ * a text/plain body or a missing body would otherwise reach the validator.
+ */
+export async function validateBody<T extends object>(
+  dto: ClassConstructor<T>,
+  body: unknown
+): Promise<T> {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new MedusaError(
+      MedusaError.Types.INVALID_DATA,
+      "The request body must be a JSON object"
+    )
+  }
+  return await validator(dto, body)
+}

@@ -1,0 +1,11 @@
+import { Entity } from "typeorm"
+import { PaymentCollection as MedusaPaymentCollection } from "@medusajs/medusa"
+
+/**
+ * Core's PaymentCollection, registered through Medusa's entity-extension
+ * convention so that core services and repositories and this plugin share one
+ * entity class. The plugin adds no columns to core's table: its own state
+ * lives in its own tables.
+ */
+@Entity()
+export class PaymentCollection extends MedusaPaymentCollection {}
