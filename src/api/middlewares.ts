@@ -4,6 +4,7 @@ import {
 } from "@medusajs/medusa"
 import type { NextFunction, Request, Response } from "express"
 import { paymentCollectionsErrorHandler } from "../lib/error-handler"
+import { idempotency } from "../lib/idempotency-middleware"
 import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "../lib/plugin-info"
 import { StoreGetPaymentCollectionsParams } from "./store/payment-collections/validators"
 
@@ -46,7 +47,7 @@ export const config: MiddlewaresConfig = {
     {
       matcher: "/store/payment-collections/:id/sessions*",
       method: ["POST"],
-      middlewares: [markServedByPlugin],
+      middlewares: [markServedByPlugin, idempotency()],
     },
   ],
 }

@@ -70,7 +70,7 @@ export function planSessions<S extends ExistingSession>(input: {
     if (!usableProviders.has(session.provider_id)) {
       throw new MedusaError(
         MedusaError.Types.INVALID_DATA,
-        `Payment provider ${session.provider_id} is not enabled for this payment collection's region`
+        `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
       )
     }
   }

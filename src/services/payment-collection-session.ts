@@ -211,7 +211,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         if (!(await this.usableProviders(tx, collection)).has(session.provider_id)) {
           throw new MedusaError(
             MedusaError.Types.INVALID_DATA,
-            `Payment provider ${session.provider_id} is not enabled for this payment collection's region`
+            `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
           )
         }
         const customer = await this.retrieveCustomer(tx, customerId)
@@ -338,15 +338,19 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
   }
 
   /**
-   * Providers a collection may use right now: enabled on its region (read on
-   * every request, so an admin's change applies at once) and installed.
+   * Providers a collection may use right now: enabled on its region and in the
+   * plugin's admin switch (both read on every request, so an admin's change
+   * applies at once on every instance) and installed in this backend.
    */
   protected async usableProviders(
     tx: EntityManager,
     collection: LockedCollection
   ): Promise<Set<string>> {
     const rows: { provider_id: string }[] = await tx.query(
-      `SELECT provider_id FROM region_payment_providers WHERE region_id = $1`,
+      `SELECT rpp.provider_id
+         FROM region_payment_providers rpp
+         LEFT JOIN payment_collection_provider_setting s ON s.provider_id = rpp.provider_id
+        WHERE rpp.region_id = $1 AND COALESCE(s.is_enabled, true)`,
       [collection.region_id]
     )
     const gateway = new ProviderGateway(

@@ -1,0 +1,6 @@
+import { IsBoolean } from "class-validator"
+
+export class AdminPostPaymentCollectionProviderReq {
+  @IsBoolean()
+  is_enabled: boolean
+}
