@@ -1,0 +1,183 @@
+import crypto from "crypto"
+import { Pool, QueryResult, QueryResultRow } from "pg"
+import { testEnv } from "./env"
+import { adminApi, createApi, HttpResponse } from "./http"
+
+// ---------------------------------------------------------------- database
+
+let pool: Pool | undefined
+
+function getPool(): Pool {
+  // allowExitOnIdle: an idle pool never keeps jest from exiting.
+  pool ??= new Pool({ connectionString: testEnv().databaseUrl, max: 5, allowExitOnIdle: true })
+  return pool
+}
+
+export const db = {
+  query<R extends QueryResultRow = any>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    return getPool().query<R>(sql, params)
+  },
+  async end(): Promise<void> {
+    const p = pool
+    pool = undefined
+    await p?.end()
+  },
+}
+
+// Medusa ids are `<prefix>_<ULID>`; this makes the same shape (time-ordered, 26 chars).
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+export function entityId(prefix: string): string {
+  let time = Date.now()
+  let timePart = ""
+  for (let i = 0; i < 10; i++) {
+    timePart = CROCKFORD[time % 32] + timePart
+    time = Math.floor(time / 32)
+  }
+  const randomPart = Array.from(crypto.randomBytes(16), (b) => CROCKFORD[b % 32]).join("")
+  return `${prefix}_${timePart}${randomPart}`
+}
+
+// ------------------------------------------------------------------ regions
+
+function expectOk<T>(what: string, res: HttpResponse<T>): T {
+  if (res.status < 200 || res.status >= 300) {
+    throw new Error(`${what} answered ${res.status}: ${res.text}`)
+  }
+  return res.body
+}
+
+async function ensureStoreCurrency(code: string): Promise<void> {
+  const { store } = expectOk("GET /admin/store", await adminApi.get("/admin/store"))
+  if (store.currencies.some((c: { code: string }) => c.code === code)) return
+  expectOk(`POST /admin/store/currencies/${code}`, await adminApi.post(`/admin/store/currencies/${code}`))
+}
+
+export interface CreateRegionInput {
+  providers?: string[]
+  currency?: string
+  name?: string
+  taxRate?: number
+  countries?: string[]
+}
+
+/** Creates a region through the admin API (`POST /admin/regions`); returns the API's region. */
+export async function createRegion({
+  providers = ["manual", "test-pay"],
+  currency = "usd",
+  name = `Test region ${crypto.randomBytes(3).toString("hex")}`,
+  taxRate = 0,
+  countries = [],
+}: CreateRegionInput = {}): Promise<any> {
+  await ensureStoreCurrency(currency)
+  const res = await adminApi.post("/admin/regions", {
+    name,
+    currency_code: currency,
+    tax_rate: taxRate,
+    payment_providers: providers,
+    fulfillment_providers: [],
+    countries,
+  })
+  return expectOk("POST /admin/regions", res).region
+}
+
+// ------------------------------------------------------ payment collections
+
+export interface CreatePaymentCollectionInput {
+  regionId: string
+  amount: number
+  status?: string
+  currency?: string
+  description?: string | null
+}
+
+/** Inserts a `payment_collection` row (type order_edit, created_by "test"); returns the row. */
+export async function createPaymentCollection({
+  regionId,
+  amount,
+  status = "not_paid",
+  currency = "usd",
+  description = null,
+}: CreatePaymentCollectionInput): Promise<any> {
+  const { rows } = await db.query(
+    `INSERT INTO payment_collection
+       (id, type, status, description, amount, region_id, currency_code, metadata, created_by)
+     VALUES ($1, 'order_edit', $2, $3, $4, $5, $6, NULL, 'test')
+     RETURNING *`,
+    [entityId("paycol"), status, description, amount, regionId, currency]
+  )
+  return rows[0]
+}
+
+// ------------------------------------------------- test payment processor
+
+export type TestPayMethod =
+  | "initiatePayment"
+  | "updatePayment"
+  | "authorizePayment"
+  | "deletePayment"
+  | "cancelPayment"
+  | "retrievePayment"
+  | "capturePayment"
+  | "refundPayment"
+  | "getPaymentStatus"
+  | "updatePaymentData"
+
+export interface TestPayBehaviour {
+  delayMs?: number
+  /** refuse: PaymentProcessorError; throw: Error; hang: never settles */
+  fail?: "refuse" | "throw" | "hang"
+  /** How many of the next calls fail; absent = all */
+  times?: number
+  /** authorizePayment only */
+  outcome?: "authorized" | "requires_more"
+}
+
+export interface TestPayIntent {
+  id: string
+  status: string
+  amount: number
+  currency_code: string
+  resource_id: string
+  captured?: boolean
+  refunded?: number
+}
+
+export interface TestPayState {
+  calls: Record<TestPayMethod, number>
+  inflight: Record<TestPayMethod, number>
+  maxInflight: Record<TestPayMethod, number>
+  intents: TestPayIntent[]
+  behaviour: Partial<Record<TestPayMethod, TestPayBehaviour>>
+  history: { method: TestPayMethod; id: string | null; at: number }[]
+}
+
+export interface TestPayClient {
+  state(): Promise<TestPayState>
+  /** Merges per method; `null` clears a method's behaviour */
+  behaviour(config: Partial<Record<TestPayMethod, TestPayBehaviour | null>>): Promise<void>
+  reset(): Promise<void>
+}
+
+/**
+ * The test processor of one backend process. Its state lives in that process:
+ * with several backends, ask each one.
+ */
+export function testPayOn(backendUrl: string): TestPayClient {
+  const http = createApi(backendUrl)
+  return {
+    state: async () => expectOk("GET /test-pay/state", await http.get("/test-pay/state")),
+    behaviour: async (config) => {
+      expectOk("POST /test-pay/behaviour", await http.post("/test-pay/behaviour", config))
+    },
+    reset: async () => {
+      expectOk("POST /test-pay/reset", await http.post("/test-pay/reset"))
+    },
+  }
+}
+
+/** The shared backend's test processor. */
+export const testPay: TestPayClient = {
+  state: () => testPayOn(testEnv().backendUrl).state(),
+  behaviour: (config) => testPayOn(testEnv().backendUrl).behaviour(config),
+  reset: () => testPayOn(testEnv().backendUrl).reset(),
+}

@@ -1,0 +1,90 @@
+import { testEnv } from "./env"
+
+export interface HttpResponse<T = any> {
+  status: number
+  /** Lower-case header names */
+  headers: Record<string, string>
+  /** Parsed JSON when the response is JSON, else the text ("" for no body) */
+  body: T
+  text: string
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>
+  /** Abort after this many ms (default 30 000); an abort rejects, like a network error */
+  timeoutMs?: number
+}
+
+export interface Api {
+  baseUrl: string
+  get<T = any>(path: string, options?: RequestOptions): Promise<HttpResponse<T>>
+  post<T = any>(path: string, body?: unknown, options?: RequestOptions): Promise<HttpResponse<T>>
+  delete<T = any>(path: string, options?: RequestOptions): Promise<HttpResponse<T>>
+  /** Sends `rawBody` as-is (e.g. malformed JSON); content-type defaults to application/json */
+  raw<T = any>(method: string, path: string, rawBody?: string, options?: RequestOptions): Promise<HttpResponse<T>>
+}
+
+async function send(
+  baseUrl: string,
+  defaults: Record<string, string>,
+  method: string,
+  path: string,
+  rawBody: string | undefined,
+  options: RequestOptions = {}
+): Promise<HttpResponse> {
+  const headers: Record<string, string> = { ...defaults, ...options.headers }
+  if (rawBody !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+    headers["content-type"] = "application/json"
+  }
+  const res = await fetch(baseUrl + path, {
+    method,
+    headers,
+    body: rawBody,
+    signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+  })
+  const text = await res.text()
+  let body: unknown = text
+  if ((res.headers.get("content-type") || "").includes("json") && text) {
+    try {
+      body = JSON.parse(text)
+    } catch {
+      body = text
+    }
+  }
+  return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body, text }
+}
+
+/** A client for `baseUrl`; never throws on non-2xx answers. */
+export function createApi(baseUrl: string, defaultHeaders: Record<string, string> = {}): Api {
+  return {
+    baseUrl,
+    get: (path, options) => send(baseUrl, defaultHeaders, "GET", path, undefined, options),
+    post: (path, body, options) =>
+      send(baseUrl, defaultHeaders, "POST", path, body === undefined ? undefined : JSON.stringify(body), options),
+    delete: (path, options) => send(baseUrl, defaultHeaders, "DELETE", path, undefined, options),
+    raw: (method, path, rawBody, options) => send(baseUrl, defaultHeaders, method, path, rawBody, options),
+  }
+}
+
+export function adminHeaders(): Record<string, string> {
+  return { "x-medusa-access-token": testEnv().adminToken }
+}
+
+function lazy(make: () => Api): Api {
+  let instance: Api | undefined
+  const get = () => (instance ??= make())
+  return {
+    get baseUrl() {
+      return get().baseUrl
+    },
+    get: (...args) => get().get(...args),
+    post: (...args) => get().post(...args),
+    delete: (...args) => get().delete(...args),
+    raw: (...args) => get().raw(...args),
+  }
+}
+
+/** The shared backend, no credentials. */
+export const api: Api = lazy(() => createApi(testEnv().backendUrl))
+/** The shared backend as the test admin (x-medusa-access-token). */
+export const adminApi: Api = lazy(() => createApi(testEnv().backendUrl, adminHeaders()))

@@ -1,0 +1,61 @@
+// Medusa 1.20 host fixture for tests, the demo and the benchmark. It has no
+// node_modules of its own: packages resolve from the repository root.
+const fs = require("fs")
+const path = require("path")
+
+const REPO_ROOT = path.resolve(__dirname, "../..")
+const TEST_PROCESSOR = path.resolve(__dirname, "../fixtures/test-payment-processor")
+
+const DATABASE_URL = process.env.DATABASE_URL
+const REDIS_URL = process.env.REDIS_URL
+// Any origin: parseCorsOrigins turns "/.../" into a RegExp.
+const CORS = process.env.HOST_CORS || "/.*/"
+
+function databaseName(url) {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || "default"
+  } catch {
+    return "default"
+  }
+}
+
+const plugins = [
+  "medusa-payment-manual",
+  { resolve: TEST_PROCESSOR, options: {} },
+]
+if (process.env.HOST_WITHOUT_PLUGIN !== "1") {
+  // Without dist/ Medusa would fall back to the repo root, find nothing to load
+  // and boot plain core without a word.
+  if (!fs.existsSync(path.join(REPO_ROOT, "dist"))) {
+    throw new Error(`${REPO_ROOT}/dist is missing: run \`npm run build\` (or set HOST_WITHOUT_PLUGIN=1)`)
+  }
+  plugins.push({
+    resolve: REPO_ROOT, // the loader uses <repo>/dist when it exists
+    options: JSON.parse(process.env.PAYMENT_COLLECTIONS_OPTIONS || "{}"),
+  })
+}
+
+module.exports = {
+  projectConfig: {
+    database_url: DATABASE_URL,
+    database_type: "postgres",
+    store_cors: CORS,
+    admin_cors: CORS,
+    auth_cors: CORS,
+    jwt_secret: "pcp-test-jwt-secret",
+    cookie_secret: "pcp-test-cookie-secret",
+    ...(REDIS_URL ? { redis_url: REDIS_URL } : {}),
+  },
+  modules: {
+    eventBus: REDIS_URL
+      ? {
+          resolve: "@medusajs/event-bus-redis",
+          // One queue per database so backends on other databases sharing this
+          // Redis never consume each other's events.
+          options: { redisUrl: REDIS_URL, queueName: `pcp-events-${databaseName(DATABASE_URL)}` },
+        }
+      : { resolve: "@medusajs/event-bus-local" },
+    cacheService: { resolve: "@medusajs/cache-inmemory" },
+  },
+  plugins,
+}
