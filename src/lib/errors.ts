@@ -23,28 +23,56 @@ export function conflictError(message: string): MedusaError {
 }
 
 /**
+ * medusa-core-utils compiles MedusaError to ES5: `new MedusaError()` returns a
+ * plain Error object, so `instanceof MedusaError` is always false. Errors are
+ * told apart by their `type`, as Medusa's own error handler does.
+ */
+export function isMedusaError(
+  err: unknown,
+  type?: string
+): err is MedusaError & { type: string } {
+  const t = (err as { type?: unknown })?.type
+  return (
+    typeof t === "string" &&
+    Object.values(MedusaError.Types).includes(t as never) &&
+    (type === undefined || t === type)
+  )
+}
+
+export type PaymentProviderUnavailableError = MedusaError & {
+  status: 502 | 504
+  provider_id: string
+  payment_provider_unavailable: true
+}
+
+/**
  * A payment provider that crashed, timed out or could not be reached. The
  * plugin's error handler answers it with `status` (502 or 504) and a body that
  * names the provider; Medusa's own handler would still answer 500
  * `unexpected_state` with the same message.
  */
-export class PaymentProviderUnavailableError extends MedusaError {
-  readonly status: number
-  readonly provider_id: string
-
-  constructor(providerId: string, status: 502 | 504, message: string) {
-    super(
-      MedusaError.Types.UNEXPECTED_STATE,
-      message,
-      status === 504 ? "payment_provider_timeout" : "payment_provider_error"
-    )
-    this.status = status
-    this.provider_id = providerId
-  }
+export function paymentProviderUnavailable(
+  providerId: string,
+  status: 502 | 504,
+  message: string
+): PaymentProviderUnavailableError {
+  const err = new MedusaError(
+    MedusaError.Types.UNEXPECTED_STATE,
+    message,
+    status === 504 ? "payment_provider_timeout" : "payment_provider_error"
+  )
+  return Object.assign(err, {
+    status,
+    provider_id: providerId,
+    payment_provider_unavailable: true as const,
+  })
 }
 
 export function isPaymentProviderUnavailable(
   err: unknown
 ): err is PaymentProviderUnavailableError {
-  return err instanceof PaymentProviderUnavailableError
+  return (
+    (err as { payment_provider_unavailable?: unknown })
+      ?.payment_provider_unavailable === true
+  )
 }

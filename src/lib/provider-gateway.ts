@@ -3,9 +3,8 @@ import {
   PaymentProviderService,
   PaymentSession,
 } from "@medusajs/medusa"
-import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
-import { PaymentProviderUnavailableError } from "./errors"
+import { isMedusaError, paymentProviderUnavailable } from "./errors"
 
 type Logger = { warn: (msg: string) => void; error: (msg: string) => void }
 
@@ -63,7 +62,7 @@ export class ProviderGateway {
       timer = setTimeout(
         () =>
           reject(
-            new PaymentProviderUnavailableError(
+            paymentProviderUnavailable(
               providerId,
               504,
               `Payment provider ${providerId} did not answer ${operation} within ${this.timeoutMs} ms`
@@ -75,11 +74,11 @@ export class ProviderGateway {
     try {
       return await Promise.race([work(), timeout])
     } catch (err) {
-      if (err instanceof MedusaError || isDatabaseError(err)) {
+      if (isMedusaError(err) || isDatabaseError(err)) {
         throw err
       }
       const reason = err instanceof Error ? err.message : String(err)
-      throw new PaymentProviderUnavailableError(
+      throw paymentProviderUnavailable(
         providerId,
         502,
         `Payment provider ${providerId} failed to ${operation}: ${reason}`

@@ -11,6 +11,7 @@ import { EntityManager, Repository } from "typeorm"
 import {
   PG_LOCK_NOT_AVAILABLE,
   conflictError,
+  isMedusaError,
   isRetryableConflict,
   pgCode,
 } from "../lib/errors"
@@ -495,7 +496,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           () => providerTx.authorizePayment(session, context)
         )
       } catch (err) {
-        if (!(err instanceof MedusaError) || err.type !== MedusaError.Types.INVALID_DATA) {
+        if (!isMedusaError(err, MedusaError.Types.INVALID_DATA)) {
           throw err
         }
         // The provider refused: remember it on the session and go on, so the

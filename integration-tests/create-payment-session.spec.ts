@@ -1,0 +1,243 @@
+import { adminApi, api } from "./helpers/http"
+import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+
+const PLUGIN_HEADER = "x-payment-collections-plugin"
+
+function createSession(collectionId: string, body: unknown) {
+  return api.post(`/store/payment-collections/${collectionId}/sessions`, body)
+}
+
+async function sessionRows(collectionId: string) {
+  const { rows } = await db.query(
+    `SELECT ps.* FROM payment_session ps
+       JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
+      WHERE pcs.payment_collection_id = $1`,
+    [collectionId]
+  )
+  return rows
+}
+
+describe("POST /store/payment-collections/:id/sessions (Create a Payment Session)", () => {
+  let region: any
+
+  beforeAll(async () => {
+    region = await createRegion({ providers: ["manual", "test-pay"] })
+  })
+
+  beforeEach(() => testPay.reset())
+
+  afterAll(() => db.end())
+
+  it("answers with the full contract of the reference page, from the plugin's route", async () => {
+    const collection = await createPaymentCollection({
+      regionId: region.id,
+      amount: 4200,
+      description: "Order edit",
+    })
+
+    const res = await createSession(collection.id, { provider_id: "manual" })
+
+    expect(res.status).toBe(200)
+    expect(res.headers[PLUGIN_HEADER]).toMatch(/^medusa-plugin-payment-collections@\d+\.\d+\.\d+/)
+    const pc = res.body.payment_collection
+    expect(pc).toEqual(
+      expect.objectContaining({
+        id: collection.id,
+        description: "Order edit",
+        amount: 4200,
+        authorized_amount: null,
+        region_id: region.id,
+        created_by: "test",
+        deleted_at: null,
+        type: "order_edit",
+        status: "not_paid",
+        currency_code: "usd",
+        metadata: null,
+      })
+    )
+    expect(Date.parse(pc.created_at)).not.toBeNaN()
+    expect(Date.parse(pc.updated_at)).not.toBeNaN()
+    expect(pc.region).toEqual(
+      expect.objectContaining({ id: region.id, currency_code: "usd", name: region.name })
+    )
+    expect(pc.region.payment_providers.map((p: any) => p.id).sort()).toEqual(["manual", "test-pay"])
+    expect(pc.payment_sessions).toHaveLength(1)
+    expect(pc.payment_sessions[0]).toEqual({
+      id: expect.stringMatching(/^ps_/),
+      created_at: expect.any(String),
+      updated_at: expect.any(String),
+      cart_id: null,
+      provider_id: "manual",
+      is_selected: null,
+      is_initiated: true,
+      status: "pending",
+      data: expect.any(Object),
+      idempotency_key: null,
+      amount: 4200,
+      payment_authorized_at: null,
+    })
+  })
+
+  it("creates one session for the full amount, linked to the collection", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
+
+    const res = await createSession(collection.id, { provider_id: "test-pay" })
+
+    expect(res.status).toBe(200)
+    const rows = await sessionRows(collection.id)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ provider_id: "test-pay", amount: 1500, status: "pending", cart_id: null })
+    expect(res.body.payment_collection.payment_sessions[0].id).toBe(rows[0].id)
+    const state = await testPay.state()
+    expect(state.calls.initiatePayment).toBe(1)
+    expect(state.intents.map((i) => i.id)).toEqual([rows[0].data.id])
+  })
+
+  it("keeps the same session (same id) when the same provider is chosen again", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
+
+    const first = await createSession(collection.id, { provider_id: "test-pay" })
+    const second = await createSession(collection.id, { provider_id: "test-pay" })
+
+    expect(second.status).toBe(200)
+    const firstId = first.body.payment_collection.payment_sessions[0].id
+    expect(second.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([firstId])
+    expect(await sessionRows(collection.id)).toHaveLength(1)
+    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+  })
+
+  it("replaces the session when another provider is chosen, deleting the old one at its provider and in the database", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
+    const first = await createSession(collection.id, { provider_id: "test-pay" })
+    const old = first.body.payment_collection.payment_sessions[0]
+
+    const res = await createSession(collection.id, { provider_id: "manual" })
+
+    expect(res.status).toBe(200)
+    const sessions = res.body.payment_collection.payment_sessions
+    expect(sessions).toHaveLength(1)
+    expect(sessions[0]).toMatchObject({ provider_id: "manual", amount: 1500 })
+    expect(sessions[0].id).not.toBe(old.id)
+    const state = await testPay.state()
+    expect(state.calls.deletePayment).toBe(1)
+    expect(state.intents).toEqual([])
+    const { rows } = await db.query(`SELECT id FROM payment_session WHERE id = $1`, [old.id])
+    expect(rows).toEqual([])
+    expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([sessions[0].id])
+  })
+
+  it("accepts an awaiting collection", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 800, status: "awaiting" })
+    const res = await createSession(collection.id, { provider_id: "manual" })
+    expect(res.status).toBe(200)
+    expect(res.body.payment_collection.payment_sessions).toHaveLength(1)
+  })
+
+  describe("refuses bad requests with Medusa's error body, writing nothing", () => {
+    let collection: any
+
+    beforeEach(async () => {
+      collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+    })
+
+    afterEach(async () => {
+      expect(await sessionRows(collection.id)).toEqual([])
+      expect((await testPay.state()).intents).toEqual([])
+    })
+
+    it("malformed JSON → 400 invalid_data (core answers an HTML 500)", async () => {
+      const res = await api.raw("POST", `/store/payment-collections/${collection.id}/sessions`, '{"provider_id":')
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+      expect(typeof res.body.message).toBe("string")
+    })
+
+    it.each([
+      ["a missing provider_id", {}],
+      ["a numeric provider_id", { provider_id: 42 }],
+      ["a null provider_id", { provider_id: null }],
+      ["an object provider_id", { provider_id: { id: "manual" } }],
+      ["an unknown property", { provider_id: "manual", amount: 5 }],
+    ])("%s → 400 invalid_data", async (_name, body) => {
+      const res = await createSession(collection.id, body)
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+    })
+
+    it("a JSON array body → 400 invalid_data", async () => {
+      const res = await createSession(collection.id, [{ provider_id: "manual" }])
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+    })
+
+    it("an unknown provider → 400 invalid_data", async () => {
+      const res = await createSession(collection.id, { provider_id: "no-such-provider" })
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+    })
+
+    it("a provider installed but not enabled on the region → 400 invalid_data", async () => {
+      const manualOnly = await createRegion({ providers: ["manual"] })
+      const other = await createPaymentCollection({ regionId: manualOnly.id, amount: 1000 })
+      const res = await createSession(other.id, { provider_id: "test-pay" })
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+      expect(await sessionRows(other.id)).toEqual([])
+    })
+
+    it("a provider that refuses → 400 invalid_data, no session left", async () => {
+      await testPay.behaviour({ initiatePayment: { fail: "refuse" } })
+      const res = await createSession(collection.id, { provider_id: "test-pay" })
+      expect(res.status).toBe(400)
+      expect(res.body.type).toBe("invalid_data")
+      expect(res.body.message).toContain("test-pay refused initiatePayment")
+    })
+
+    it.each(["authorized", "partially_authorized", "canceled"])(
+      "a collection whose status is %s → 400 not_allowed",
+      async (status) => {
+        await db.query(`UPDATE payment_collection SET status = $2 WHERE id = $1`, [collection.id, status])
+        const res = await createSession(collection.id, { provider_id: "manual" })
+        expect(res.status).toBe(400)
+        expect(res.body.type).toBe("not_allowed")
+      }
+    )
+  })
+
+  it("an unknown collection → 404 not_found", async () => {
+    const res = await createSession("paycol_does_not_exist", { provider_id: "manual" })
+    expect(res.status).toBe(404)
+    expect(res.body.type).toBe("not_found")
+  })
+
+  it("a provider switch refused by the old provider leaves the old session in place", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+    const first = await createSession(collection.id, { provider_id: "test-pay" })
+    const old = first.body.payment_collection.payment_sessions[0]
+    await testPay.behaviour({ deletePayment: { fail: "refuse" } })
+
+    const res = await createSession(collection.id, { provider_id: "manual" })
+
+    expect(res.status).toBe(400)
+    expect(res.body.type).toBe("invalid_data")
+    expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([old.id])
+    expect((await testPay.state()).intents.map((i) => i.id)).toEqual([old.data.id])
+  })
+
+  it("refuses a provider the admin disabled on the region at once, and accepts it once re-enabled", async () => {
+    const own = await createRegion({ providers: ["manual", "test-pay"] })
+    const collection = await createPaymentCollection({ regionId: own.id, amount: 1000 })
+
+    const disabled = await adminApi.delete(`/admin/regions/${own.id}/payment-providers/test-pay`)
+    expect(disabled.status).toBe(200)
+    const refused = await createSession(collection.id, { provider_id: "test-pay" })
+    expect(refused.status).toBe(400)
+    expect(refused.body.type).toBe("invalid_data")
+
+    const enabled = await adminApi.post(`/admin/regions/${own.id}/payment-providers`, { provider_id: "test-pay" })
+    expect(enabled.status).toBe(200)
+    const accepted = await createSession(collection.id, { provider_id: "test-pay" })
+    expect(accepted.status).toBe(200)
+    expect(accepted.body.payment_collection.payment_sessions[0].provider_id).toBe("test-pay")
+  })
+})
