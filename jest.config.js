@@ -8,6 +8,7 @@ const modulePathIgnorePatterns = ["<rootDir>/dist/", "<rootDir>/.medusa-demo/", 
 /** @type {import("jest").Config} */
 module.exports = {
   testTimeout: 60000,
+  reporters: ["default", "<rootDir>/integration-tests/setup/summary-reporter.js"],
   projects: [
     {
       displayName: "unit",

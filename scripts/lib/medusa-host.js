@@ -70,9 +70,9 @@ class OutputTail {
 // exiting 0 (the CLI's handler swallows it), so the output is checked too.
 const MIGRATION_FAILURE = /^(\w*Error\b|query failed:)/
 
-function runMigrations({ hostDir, databaseUrl, env } = {}) {
+function runMigrations({ hostDir, databaseUrl, env, cli = MEDUSA_CLI } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(MEDUSA_CLI, ["migrations", "run"], {
+    const child = spawn(cli, ["migrations", "run"], {
       cwd: hostDir,
       env: childEnv(databaseUrl, env),
       stdio: ["ignore", "pipe", "pipe"],
@@ -124,8 +124,8 @@ async function stopChild(child) {
   await waitForExit(child, KILL_AFTER_MS)
 }
 
-async function startOnce({ hostDir, databaseUrl, port, env, logFile }) {
-  const child = spawn(MEDUSA_CLI, ["start", "--port", String(port)], {
+async function startOnce({ hostDir, databaseUrl, port, env, logFile, cli }) {
+  const child = spawn(cli, ["start", "--port", String(port)], {
     cwd: hostDir,
     env: childEnv(databaseUrl, { ...env, PORT: String(port) }),
     stdio: ["ignore", "pipe", "pipe"],
@@ -175,12 +175,12 @@ async function startOnce({ hostDir, databaseUrl, port, env, logFile }) {
   return { url, port, pid: child.pid, stop, output: () => tail.text() }
 }
 
-async function startBackend({ hostDir, databaseUrl, port = 0, env = {}, logFile } = {}) {
+async function startBackend({ hostDir, databaseUrl, port = 0, env = {}, logFile, cli = MEDUSA_CLI } = {}) {
   const attempts = port === 0 ? 3 : 1
   for (let attempt = 1; ; attempt++) {
     const chosen = port === 0 ? await freePort() : port
     try {
-      return await startOnce({ hostDir, databaseUrl, port: chosen, env, logFile })
+      return await startOnce({ hostDir, databaseUrl, port: chosen, env, logFile, cli })
     } catch (err) {
       if (!err.portTaken || attempt >= attempts) throw err
     }
