@@ -22,6 +22,20 @@ export const defaultStorePaymentCollectionFields = [
 ]
 export const defaultStorePaymentCollectionRelations = ["region", "payment_sessions"]
 
+const parseStoreQuery = transformStoreQuery(StoreGetPaymentCollectionsParams, {
+  defaultFields: defaultStorePaymentCollectionFields as never,
+  defaultRelations: defaultStorePaymentCollectionRelations,
+  isList: false,
+})
+
+/** Core's query parsing, skipped when there is nothing to parse (the common case). */
+function parseStoreQueryWhenGiven(req: Request, res: Response, next: NextFunction) {
+  if (Object.keys(req.query ?? {}).length === 0) {
+    return next()
+  }
+  return parseStoreQuery(req as never, res, next)
+}
+
 function markServedByPlugin(_req: Request, res: Response, next: NextFunction) {
   res.setHeader(SERVED_BY_HEADER, SERVED_BY_VALUE)
   next()
@@ -37,11 +51,7 @@ export const config: MiddlewaresConfig = {
       method: ["GET"],
       middlewares: [
         markServedByPlugin,
-        transformStoreQuery(StoreGetPaymentCollectionsParams, {
-          defaultFields: defaultStorePaymentCollectionFields as never,
-          defaultRelations: defaultStorePaymentCollectionRelations,
-          isList: false,
-        }),
+        parseStoreQueryWhenGiven,
       ],
     },
     {

@@ -1,13 +1,26 @@
 import {
   CustomerService,
   EventBusService,
-  PaymentCollection,
   PaymentProviderService,
   PaymentSession,
   TransactionBaseService,
 } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
-import { EntityManager, Repository } from "typeorm"
+import { EntityManager } from "typeorm"
+import {
+  CollectionRow,
+  RegionWithProviders,
+  SessionRow,
+  linkPayment,
+  linkSession,
+  listPayments,
+  listSessions,
+  lockCollectionNoWait,
+  markSessionRefused,
+  regionWithProviders,
+  saveCollectionStatus,
+  storeCollectionWithDefaults,
+} from "../lib/collection-queries"
 import {
   PG_LOCK_NOT_AVAILABLE,
   conflictError,
@@ -19,7 +32,6 @@ import { KeyedQueue } from "../lib/keyed-queue"
 import { ProviderGateway } from "../lib/provider-gateway"
 import {
   RequestedSession,
-  SessionPlan,
   isAuthorized,
   planSessions,
   statusForAuthorizedAmount,
@@ -33,34 +45,47 @@ import {
 type InjectedDependencies = {
   manager: EntityManager
   paymentProviderService: PaymentProviderService
-  paymentCollectionRepository: Repository<PaymentCollection>
-  paymentSessionRepository: Repository<PaymentSession>
   customerService: CustomerService
   eventBusService: EventBusService
   logger: { warn: (m: string) => void; error: (m: string) => void }
 }
 
-/** The row the lock is taken on, with what every decision needs. */
-type LockedCollection = {
-  id: string
-  status: string
-  amount: number
-  authorized_amount: number | null
-  region_id: string
-  currency_code: string
-}
-
 type Work<T> = (
   tx: EntityManager,
-  collection: LockedCollection,
+  collection: CollectionRow,
   provider: ProviderGateway
 ) => Promise<T>
+
+type CustomerLike = { id: string; email: string; metadata?: unknown }
+
+/** A session as paymentProviderService takes and returns it. */
+type Session = SessionRow | PaymentSession
+
+/** `{ payment_collection }` of the session endpoints, as core answers it. */
+export type CollectionWithSessions = CollectionRow & {
+  region: RegionWithProviders["region"]
+  payment_sessions: Session[]
+}
+
+/** `{ payment_collection }` of the batch authorize endpoint, as core answers it. */
+export type CollectionWithPayments = CollectionRow & {
+  payment_sessions: Session[]
+  payments: Record<string, unknown>[]
+}
 
 const SESSION_STATUSES_ALLOWED = ["not_paid", "awaiting"]
 const BATCH_STATUSES_ALLOWED = ["not_paid", "awaiting", "partially_authorized"]
 
+/** Backoff between attempts at a row another process holds: 5, 10, 20 … 100 ms. */
+const LOCK_RETRY_MIN_MS = 5
+const LOCK_RETRY_MAX_MS = 100
+/** Attempts at a transaction that hit a serialization failure or deadlock. */
+const MAX_CONFLICT_ATTEMPTS = 3
+
 /** One per process: see KeyedQueue for why it exists next to the row lock. */
 const collectionQueue = new KeyedQueue()
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export default class PaymentCollectionSessionService extends TransactionBaseService {
   static readonly Events = {
@@ -69,8 +94,6 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
 
   protected readonly options_: ResolvedPluginOptions
   protected readonly paymentProviderService_: PaymentProviderService
-  protected readonly paymentCollectionRepository_: Repository<PaymentCollection>
-  protected readonly paymentSessionRepository_: Repository<PaymentSession>
   protected readonly customerService_: CustomerService
   protected readonly eventBusService_: EventBusService
   protected readonly logger_: InjectedDependencies["logger"]
@@ -80,11 +103,25 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     super(container, options as Record<string, unknown>)
     this.options_ = resolveOptions(options)
     this.paymentProviderService_ = container.paymentProviderService
-    this.paymentCollectionRepository_ = container.paymentCollectionRepository
-    this.paymentSessionRepository_ = container.paymentSessionRepository
     this.customerService_ = container.customerService
     this.eventBusService_ = container.eventBusService
     this.logger_ = container.logger
+  }
+
+  /**
+   * "Get a PaymentCollection" with core's default fields and relations, read
+   * without core's query building (requests with `fields`/`expand` go to
+   * core's PaymentCollectionService instead).
+   */
+  async retrieveWithDefaults(collectionId: string): Promise<Record<string, unknown>> {
+    const collection = await storeCollectionWithDefaults(this.manager_, collectionId)
+    if (!collection) {
+      throw new MedusaError(
+        MedusaError.Types.NOT_FOUND,
+        `Payment collection with id ${collectionId} was not found`
+      )
+    }
+    return collection
   }
 
   /**
@@ -96,28 +133,26 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     providerId: string,
     customerId?: string
-  ): Promise<PaymentCollection> {
+  ): Promise<CollectionWithSessions> {
     return await this.withLockedCollection(
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
-        const existing = await this.listSessions(tx, collection.id)
+        const existing = await listSessions(tx, collection.id)
         const sameProvider = existing.find((s) => s.provider_id === providerId)
-        await this.applyPlan(
+        const wanted: RequestedSession = {
+          provider_id: providerId,
+          amount: collection.amount,
+          session_id: sameProvider?.id,
+        }
+        return await this.applySessions(
           tx,
           collection,
           provider,
           existing,
-          [
-            {
-              provider_id: providerId,
-              amount: collection.amount,
-              session_id: sameProvider?.id,
-            },
-          ],
+          [wanted],
           customerId
         )
-        return await this.loadResponse(tx, collection.id)
       }
     )
   }
@@ -127,13 +162,13 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     requested: RequestedSession[],
     customerId?: string
-  ): Promise<PaymentCollection> {
+  ): Promise<CollectionWithSessions> {
     return await this.withLockedCollection(
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const existing = await this.listSessions(tx, collection.id)
-        await this.applyPlan(
+        const existing = await listSessions(tx, collection.id)
+        return await this.applySessions(
           tx,
           collection,
           provider,
@@ -141,7 +176,6 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           requested,
           customerId
         )
-        return await this.loadResponse(tx, collection.id)
       }
     )
   }
@@ -155,11 +189,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     sessionIds: string[],
     context: Record<string, unknown> = {}
-  ): Promise<{ collection: PaymentCollection; refused: string[] }> {
-    const outcome = await this.withLockedCollection(
+  ): Promise<{ collection: CollectionWithPayments; refused: string[] }> {
+    return await this.withLockedCollection(
       collectionId,
       async (tx, collection, provider) => {
-        const sessions = await this.listSessions(tx, collection.id)
+        const sessions = await listSessions(tx, collection.id)
         const known = new Set(sessions.map((s) => s.id))
         const foreign = sessionIds.filter((id) => !known.has(id))
         if (foreign.length) {
@@ -168,7 +202,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
             `Payment session ${foreign.join(", ")} does not belong to payment collection ${collection.id}`
           )
         }
-        const refused = await this.authorizeInLock(
+        const { refused, collection: updated } = await this.authorizeInLock(
           tx,
           collection,
           provider,
@@ -177,12 +211,15 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           context
         )
         return {
-          collection: await this.loadResponse(tx, collection.id),
+          collection: {
+            ...updated,
+            payment_sessions: updated === collection ? sessions : await listSessions(tx, collection.id),
+            payments: await listPayments(tx, collection.id),
+          },
           refused,
         }
       }
     )
-    return outcome
   }
 
   /** "Refresh a Payment Session": a new provider session replaces the old one. */
@@ -190,12 +227,12 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     sessionId: string,
     customerId?: string
-  ): Promise<PaymentSession> {
+  ): Promise<Session> {
     return await this.withLockedCollection(
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const sessions = await this.listSessions(tx, collection.id)
+        const sessions = await listSessions(tx, collection.id)
         const session = sessions.find((s) => s.id === sessionId)
         if (!session) {
           throw new MedusaError(
@@ -209,7 +246,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
             `Payment session ${sessionId} is authorized and cannot be refreshed`
           )
         }
-        if (!(await this.usableProviders(tx, collection)).has(session.provider_id)) {
+        const { enabledProviderIds } = await regionWithProviders(tx, collection.region_id)
+        if (!this.usableProviders(provider, enabledProviderIds).has(session.provider_id)) {
           throw new MedusaError(
             MedusaError.Types.INVALID_DATA,
             `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
@@ -238,81 +276,77 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * rows. Provider calls happen while (2) is held, so two requests can never
    * both decide to initiate or authorize; what a provider did is undone there
    * when the transaction does not commit.
+   *
+   * (2) is taken with NOWAIT and retried with backoff until `lock_timeout_ms`:
+   * a request waiting for another process never holds a pool connection.
    */
   protected async withLockedCollection<T>(
     collectionId: string,
     work: Work<T>
   ): Promise<T> {
-    const lockTimeout = this.options_.lock_timeout_ms
+    const deadline = Date.now() + this.options_.lock_timeout_ms
+    const busy = () =>
+      conflictError(
+        `Payment collection ${collectionId} is busy with another request; retry later`
+      )
     return await collectionQueue.run(
       collectionId,
-      lockTimeout,
+      this.options_.lock_timeout_ms,
       async () => {
-        for (let attempt = 1; ; attempt++) {
-          const provider = new ProviderGateway(
-            this.paymentProviderService_,
-            this.manager_,
-            this.options_.provider_timeout_ms,
-            this.logger_
-          )
+        let conflicts = 0
+        for (let lockAttempt = 0; ; lockAttempt++) {
+          const provider = this.gateway()
           try {
-            return await this.manager_.transaction(
-              "READ COMMITTED",
-              async (tx) => {
-                await tx.query(`SET LOCAL lock_timeout = ${lockTimeout}`)
-                const collection = await this.lockCollection(tx, collectionId)
-                return await work(tx, collection, provider)
+            return await this.manager_.transaction(async (tx) => {
+              const collection = await lockCollectionNoWait(tx, collectionId)
+              if (!collection) {
+                throw new MedusaError(
+                  MedusaError.Types.NOT_FOUND,
+                  `Payment collection with id ${collectionId} was not found`
+                )
               }
-            )
+              return await work(tx, collection, provider)
+            })
           } catch (err) {
             const undoable = provider.hasSideEffects
             await provider.undo()
-            // A retry is safe only while no provider was involved.
-            if (isRetryableConflict(err) && !undoable && attempt < 3) {
+            if (pgCode(err) === PG_LOCK_NOT_AVAILABLE && Date.now() < deadline) {
+              const backoff = Math.min(
+                LOCK_RETRY_MAX_MS,
+                LOCK_RETRY_MIN_MS * 2 ** Math.min(lockAttempt, 5)
+              )
+              await sleep(backoff * (0.5 + Math.random()))
               continue
             }
-            throw this.translateDatabaseError(err)
+            // A retry is safe only while no provider was involved.
+            if (
+              isRetryableConflict(err) &&
+              !undoable &&
+              ++conflicts < MAX_CONFLICT_ATTEMPTS
+            ) {
+              continue
+            }
+            if (pgCode(err) === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
+              throw busy()
+            }
+            throw err
           }
         }
       },
-      () =>
-        conflictError(
-          `Payment collection ${collectionId} is busy with another request; retry later`
-        )
+      busy
     )
   }
 
-  protected translateDatabaseError(err: unknown): unknown {
-    const code = pgCode(err)
-    if (code === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
-      return conflictError(
-        "The payment collection is busy with another request; retry later"
-      )
-    }
-    return err
-  }
-
-  protected async lockCollection(
-    tx: EntityManager,
-    collectionId: string
-  ): Promise<LockedCollection> {
-    const rows: LockedCollection[] = await tx.query(
-      `SELECT id, status, amount, authorized_amount, region_id, currency_code
-         FROM payment_collection
-        WHERE id = $1 AND deleted_at IS NULL
-          FOR UPDATE`,
-      [collectionId]
+  protected gateway(): ProviderGateway {
+    return new ProviderGateway(
+      this.paymentProviderService_,
+      this.manager_,
+      this.options_.provider_timeout_ms,
+      this.logger_
     )
-    if (!rows.length) {
-      throw new MedusaError(
-        MedusaError.Types.NOT_FOUND,
-        `Payment collection with id ${collectionId} was not found`
-      )
-    }
-    return rows[0]
   }
 
-  protected assertStatus(collection: LockedCollection, allowed: string[]): void {
+  protected assertStatus(collection: CollectionRow, allowed: string[]): void {
     if (!allowed.includes(collection.status)) {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
@@ -321,63 +355,39 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     }
   }
 
-  protected async listSessions(
-    tx: EntityManager,
-    collectionId: string
-  ): Promise<PaymentSession[]> {
-    return await tx
-      .withRepository(this.paymentSessionRepository_)
-      .createQueryBuilder("ps")
-      .innerJoin(
-        "payment_collection_sessions",
-        "pcs",
-        "pcs.payment_session_id = ps.id"
-      )
-      .where("pcs.payment_collection_id = :collectionId", { collectionId })
-      .orderBy("ps.created_at", "ASC")
-      .getMany()
-  }
-
   /**
    * Providers a collection may use right now: enabled on its region and in the
    * plugin's admin switch (both read on every request, so an admin's change
    * applies at once on every instance) and installed in this backend.
    */
-  protected async usableProviders(
-    tx: EntityManager,
-    collection: LockedCollection
-  ): Promise<Set<string>> {
-    const rows: { provider_id: string }[] = await tx.query(
-      `SELECT rpp.provider_id
-         FROM region_payment_providers rpp
-         LEFT JOIN payment_collection_provider_setting s ON s.provider_id = rpp.provider_id
-        WHERE rpp.region_id = $1 AND COALESCE(s.is_enabled, true)`,
-      [collection.region_id]
-    )
-    const gateway = new ProviderGateway(
-      this.paymentProviderService_,
-      this.manager_,
-      this.options_.provider_timeout_ms,
-      this.logger_
-    )
-    return new Set(
-      rows.map((r) => r.provider_id).filter((id) => gateway.isInstalled(id))
-    )
+  protected usableProviders(
+    provider: ProviderGateway,
+    enabledProviderIds: string[]
+  ): Set<string> {
+    return new Set(enabledProviderIds.filter((id) => provider.isInstalled(id)))
   }
 
-  protected async applyPlan(
+  /**
+   * Turns the collection's sessions into exactly `requested` and answers the
+   * collection with its region and sessions, in the requested order (as core).
+   */
+  protected async applySessions(
     tx: EntityManager,
-    collection: LockedCollection,
+    collection: CollectionRow,
     provider: ProviderGateway,
-    existing: PaymentSession[],
+    existing: SessionRow[],
     requested: RequestedSession[],
     customerId?: string
-  ): Promise<void> {
-    const plan: SessionPlan<PaymentSession> = planSessions({
+  ): Promise<CollectionWithSessions> {
+    const { region, enabledProviderIds } = await regionWithProviders(
+      tx,
+      collection.region_id
+    )
+    const plan = planSessions({
       collectionAmount: collection.amount,
       existing,
       requested,
-      usableProviders: await this.usableProviders(tx, collection),
+      usableProviders: this.usableProviders(provider, enabledProviderIds),
     })
 
     const needsProvider = plan.create.length || plan.update.length
@@ -386,27 +396,34 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       : null
 
     // New sessions first: if one is refused, nothing was removed yet.
+    const created: Session[] = []
     for (const wanted of plan.create) {
-      await this.initiate(tx, collection, provider, wanted, customer)
+      created.push(await this.initiate(tx, collection, provider, wanted, customer))
     }
+    const resulting = new Map<string, Session>(plan.keep.map((s) => [s.id, s]))
     for (const { session, amount } of plan.update) {
       const input = this.sessionInput(
         collection,
         { provider_id: session.provider_id, amount },
         customer
       )
-      await provider.call(session.provider_id, "update the payment", () =>
-        this.paymentProviderService_
-          .withTransaction(tx)
-          .updateSession(session, input)
+      const updated = await provider.call(session.provider_id, "update the payment", () =>
+        this.paymentProviderService_.withTransaction(tx).updateSession(session, input)
       )
+      resulting.set(session.id, updated)
     }
     await this.removeSessions(tx, provider, plan.remove)
+
+    const payment_sessions = requested.map(
+      (wanted) =>
+        (wanted.session_id && resulting.get(wanted.session_id)) || created.shift()!
+    )
+    return { ...collection, region, payment_sessions }
   }
 
   protected async initiate(
     tx: EntityManager,
-    collection: LockedCollection,
+    collection: CollectionRow,
     provider: ProviderGateway,
     wanted: RequestedSession,
     customer: CustomerLike | null
@@ -418,11 +435,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       () => this.paymentProviderService_.withTransaction(tx).createSession(input)
     )
     provider.recordInitiated(session)
-    await tx.query(
-      `INSERT INTO payment_collection_sessions (payment_collection_id, payment_session_id)
-       VALUES ($1, $2)`,
-      [collection.id, session.id]
-    )
+    await linkSession(tx, collection.id, session.id)
     return session
   }
 
@@ -434,23 +447,25 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
   protected async removeSessions(
     tx: EntityManager,
     provider: ProviderGateway,
-    sessions: PaymentSession[]
+    sessions: SessionRow[]
   ): Promise<void> {
     for (const session of sessions) {
       await provider.call(session.provider_id, "delete the payment", () =>
-        this.paymentProviderService_.withTransaction(tx).deleteSession(session)
+        this.paymentProviderService_
+          .withTransaction(tx)
+          .deleteSession(session as PaymentSession)
       )
     }
   }
 
   protected async authorizeInLock(
     tx: EntityManager,
-    collection: LockedCollection,
+    collection: CollectionRow,
     provider: ProviderGateway,
-    sessions: PaymentSession[],
+    sessions: SessionRow[],
     requested: ReadonlySet<string>,
     context: Record<string, unknown>
-  ): Promise<string[]> {
+  ): Promise<{ refused: string[]; collection: CollectionRow }> {
     if (collection.status === "canceled") {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
@@ -461,11 +476,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       collection.status === "authorized" &&
       collection.authorized_amount === collection.amount
     ) {
-      return []
+      return { refused: [], collection }
     }
     if (collection.amount <= 0) {
-      await this.saveCollectionStatus(tx, collection.id, "authorized", 0)
-      return []
+      const updated = await saveCollectionStatus(tx, collection.id, "authorized", 0)
+      return { refused: [], collection: updated }
     }
     if (!sessions.length) {
       throw new MedusaError(
@@ -477,7 +492,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     const providerTx = this.paymentProviderService_.withTransaction(tx)
     const refused: string[] = []
     let authorizedAmount = 0
-    let changed = false
+    let attempted = false
 
     for (const session of sessions) {
       if (isAuthorized(session)) {
@@ -487,13 +502,13 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       if (!requested.has(session.id)) {
         continue
       }
-      changed = true
+      attempted = true
       let result: PaymentSession | undefined
       try {
         result = await provider.call(
           session.provider_id,
           "authorize the payment",
-          () => providerTx.authorizePayment(session, context)
+          () => providerTx.authorizePayment(session as PaymentSession, context)
         )
       } catch (err) {
         if (!isMedusaError(err, MedusaError.Types.INVALID_DATA)) {
@@ -502,10 +517,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         // The provider refused: remember it on the session and go on, so the
         // shopper can change the sessions and try again.
         refused.push(session.id)
-        await tx.query(
-          `UPDATE payment_session SET status = 'error', updated_at = now() WHERE id = $1`,
-          [session.id]
-        )
+        await markSessionRefused(tx, session.id)
         continue
       }
       if (result?.status !== "authorized") {
@@ -525,61 +537,29 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
             payment_session: result!,
           })
       )
-      await tx.query(
-        `INSERT INTO payment_collection_payments (payment_collection_id, payment_id)
-         VALUES ($1, $2)`,
-        [collection.id, payment.id]
-      )
+      await linkPayment(tx, collection.id, payment.id)
     }
 
     const status = statusForAuthorizedAmount(authorizedAmount, collection.amount)
     if (
-      changed ||
-      status !== collection.status ||
-      authorizedAmount !== collection.authorized_amount
+      !attempted &&
+      status === collection.status &&
+      authorizedAmount === collection.authorized_amount
     ) {
-      await this.saveCollectionStatus(tx, collection.id, status, authorizedAmount)
-      await this.eventBusService_
-        .withTransaction(tx)
-        .emit(PaymentCollectionSessionService.Events.PAYMENT_AUTHORIZED, {
-          id: collection.id,
-        })
+      return { refused, collection }
     }
-    return refused
-  }
-
-  protected async saveCollectionStatus(
-    tx: EntityManager,
-    collectionId: string,
-    status: string,
-    authorizedAmount: number
-  ): Promise<void> {
-    await tx.query(
-      `UPDATE payment_collection
-          SET status = $2, authorized_amount = $3, updated_at = now()
-        WHERE id = $1`,
-      [collectionId, status, authorizedAmount]
+    const updated = await saveCollectionStatus(
+      tx,
+      collection.id,
+      status,
+      authorizedAmount
     )
-  }
-
-  /** The collection as core answers it: region (with providers) and sessions. */
-  protected async loadResponse(
-    tx: EntityManager,
-    collectionId: string
-  ): Promise<PaymentCollection> {
-    const collection = await tx
-      .withRepository(this.paymentCollectionRepository_)
-      .findOne({
-        where: { id: collectionId },
-        relations: { region: { payment_providers: true }, payment_sessions: true },
+    await this.eventBusService_
+      .withTransaction(tx)
+      .emit(PaymentCollectionSessionService.Events.PAYMENT_AUTHORIZED, {
+        id: collection.id,
       })
-    if (!collection) {
-      throw new MedusaError(
-        MedusaError.Types.NOT_FOUND,
-        `Payment collection with id ${collectionId} was not found`
-      )
-    }
-    return collection
+    return { refused, collection: updated }
   }
 
   protected async retrieveCustomer(
@@ -597,7 +577,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
 
   /** The input core builds for a payment collection's session. */
   protected sessionInput(
-    collection: LockedCollection,
+    collection: CollectionRow,
     wanted: { provider_id: string; amount: number },
     customer: CustomerLike | null
   ) {
@@ -619,5 +599,3 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     }
   }
 }
-
-type CustomerLike = { id: string; email: string; metadata?: unknown }
