@@ -145,7 +145,7 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
       expect((await testPay.state()).intents).toEqual([])
     })
 
-    it("malformed JSON → 400 invalid_data (core answers an HTML 500)", async () => {
+    it("malformed JSON → 400 invalid_data (core answers an HTML error page)", async () => {
       const res = await api.raw("POST", `/store/payment-collections/${collection.id}/sessions`, '{"provider_id":')
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
