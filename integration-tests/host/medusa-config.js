@@ -5,6 +5,10 @@ const path = require("path")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const TEST_PROCESSOR = path.resolve(__dirname, "../fixtures/test-payment-processor")
+// A flat-rate fulfillment provider ("test-ship"), so that carts can be checked out
+// with a shipping method, and a subscriber recording delivered events.
+const TEST_FULFILLMENT = path.resolve(__dirname, "../fixtures/test-fulfillment-provider")
+const EVENT_RECORDER = path.resolve(__dirname, "../fixtures/event-recorder")
 
 const DATABASE_URL = process.env.DATABASE_URL
 const REDIS_URL = process.env.REDIS_URL
@@ -22,6 +26,8 @@ function databaseName(url) {
 const plugins = [
   "medusa-payment-manual",
   { resolve: TEST_PROCESSOR, options: {} },
+  { resolve: TEST_FULFILLMENT, options: {} },
+  { resolve: EVENT_RECORDER, options: {} },
 ]
 if (process.env.HOST_WITHOUT_PLUGIN !== "1") {
   // Without dist/ Medusa would fall back to the repo root, find nothing to load
