@@ -76,3 +76,18 @@ export function isPaymentProviderUnavailable(
       ?.payment_provider_unavailable === true
   )
 }
+
+/**
+ * TypeORM's answer to a `fields`/`expand` naming something the entity does
+ * not have. Core lets it through as a 500; it is the client's input.
+ */
+export function isUnknownFieldOrRelation(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown }
+  return (
+    e?.name === "EntityPropertyNotFoundError" ||
+    (typeof e?.message === "string" &&
+      /^(Relation with property path .* was not found|Property ".*" was not found)/.test(
+        e.message
+      ))
+  )
+}

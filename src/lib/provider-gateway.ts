@@ -8,9 +8,12 @@ import { isMedusaError, paymentProviderUnavailable } from "./errors"
 
 type Logger = { warn: (msg: string) => void; error: (msg: string) => void }
 
-type ProviderSideEffect =
-  | { kind: "initiated"; session: PaymentSession }
-  | { kind: "authorized"; session: PaymentSession }
+/** Something a provider did for this request, and how to take it back. */
+type ProviderSideEffect = {
+  description: string
+  providerId: string
+  undo: () => Promise<unknown>
+}
 
 function isDatabaseError(err: unknown): boolean {
   const e = err as { name?: string; driverError?: unknown; code?: unknown }
@@ -89,11 +92,38 @@ export class ProviderGateway {
   }
 
   recordInitiated(session: PaymentSession): void {
-    this.effects.push({ kind: "initiated", session })
+    this.effects.push({
+      description: `initiated payment session ${session.id}`,
+      providerId: session.provider_id,
+      undo: () => this.deleteAtProvider(session),
+    })
   }
 
   recordAuthorized(session: PaymentSession): void {
-    this.effects.push({ kind: "authorized", session })
+    this.effects.push({
+      description: `authorized payment session ${session.id}`,
+      providerId: session.provider_id,
+      undo: () => this.cancelAtProvider(session),
+    })
+  }
+
+  /**
+   * An update is taken back by updating again with the input the session had
+   * before. Core's updateSession then also rewrites the session's row, with the
+   * values the rollback restored.
+   */
+  recordUpdated(
+    updated: PaymentSession,
+    previousInput: Parameters<PaymentProviderService["updateSession"]>[1]
+  ): void {
+    this.effects.push({
+      description: `updated payment session ${updated.id}`,
+      providerId: updated.provider_id,
+      undo: () =>
+        this.paymentProviderService
+          .withTransaction(this.baseManager)
+          .updateSession(updated, previousInput),
+    })
   }
 
   /**
@@ -104,16 +134,11 @@ export class ProviderGateway {
   async undo(): Promise<void> {
     while (this.effects.length) {
       const effect = this.effects.pop()!
-      const { session } = effect
       try {
-        await this.call(session.provider_id, `undo ${effect.kind}`, () =>
-          effect.kind === "initiated"
-            ? this.deleteAtProvider(session)
-            : this.cancelAtProvider(session)
-        )
+        await this.call(effect.providerId, `undo: ${effect.description}`, effect.undo)
       } catch (err) {
         this.logger.error(
-          `medusa-plugin-payment-collections: could not undo ${effect.kind} payment session ${session.id} at provider ${session.provider_id}: ${(err as Error).message}`
+          `medusa-plugin-payment-collections: could not undo at provider ${effect.providerId} (${effect.description}): ${(err as Error).message}`
         )
       }
     }

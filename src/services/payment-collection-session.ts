@@ -410,6 +410,14 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       const updated = await provider.call(session.provider_id, "update the payment", () =>
         this.paymentProviderService_.withTransaction(tx).updateSession(session, input)
       )
+      provider.recordUpdated(
+        updated,
+        this.sessionInput(
+          collection,
+          { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
+          customer
+        )
+      )
       resulting.set(session.id, updated)
     }
     await this.removeSessions(tx, provider, plan.remove)

@@ -1,4 +1,6 @@
 import type { MedusaRequest, MedusaResponse, PaymentCollectionService } from "@medusajs/medusa"
+import { MedusaError } from "medusa-core-utils"
+import { isUnknownFieldOrRelation } from "../../../../lib/errors"
 import { sessionServiceOf } from "../../../../lib/request-context"
 
 /**
@@ -17,9 +19,16 @@ export const GET = async (req: MedusaRequest, res: MedusaResponse) => {
   const paymentCollectionService: PaymentCollectionService = req.scope.resolve(
     "paymentCollectionService"
   )
-  const payment_collection = await paymentCollectionService.retrieve(
-    req.params.id,
-    req.retrieveConfig as never
-  )
+  const payment_collection = await paymentCollectionService
+    .retrieve(req.params.id, req.retrieveConfig as never)
+    .catch((err: unknown) => {
+      if (isUnknownFieldOrRelation(err)) {
+        throw new MedusaError(
+          MedusaError.Types.INVALID_DATA,
+          `Invalid fields or expand: ${(err as Error).message}`
+        )
+      }
+      throw err
+    })
   res.status(200).json({ payment_collection })
 }
