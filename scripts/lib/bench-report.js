@@ -1,0 +1,211 @@
+"use strict"
+
+// Turns scripts/bench.js's measurements into tables, target verdicts and one JSON line.
+
+const JSON_PREFIX = "BENCH_JSON "
+
+function fixed(value, digits = 1) {
+  return Number.isFinite(value) ? value.toFixed(digits) : "n/a"
+}
+
+function ratio(plugin, core) {
+  return core > 0 && Number.isFinite(plugin) ? plugin / core : NaN
+}
+
+function table(headers, rows) {
+  const cells = [headers, ...rows].map((row) => row.map(String))
+  const widths = headers.map((_, i) => Math.max(...cells.map((row) => row[i].length)))
+  const line = (row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ")
+  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n")
+}
+
+// ------------------------------------------------------------------ SQL lists
+
+// Table names after FROM/JOIN/INTO/UPDATE, without TypeORM's "public". prefix.
+function tablesIn(sql) {
+  const names = []
+  const identifier = /\b(?:FROM|JOIN|INTO|UPDATE)\s+(?:"?public"?\.)?"?([a-z_]\w*)"?/gi
+  for (const [, name] of sql.matchAll(identifier)) {
+    if (!/^(select|lateral)$/i.test(name) && !names.includes(name)) names.push(name)
+  }
+  return names
+}
+
+const ROW_LOCK = /\bFOR (?:NO KEY )?UPDATE(?: OF [\w", .]+?)?(?: NOWAIT| SKIP LOCKED)?(?=\)|$| LIMIT)/i
+
+/** One line per statement: its verb, the tables it touches and the clauses that matter for cost. */
+function summarizeStatement(sql) {
+  const full = sql.replace(/\s+/g, " ").trim()
+  const verb = (full.match(/^\w+/) || [""])[0].toUpperCase()
+  if (!["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].includes(verb)) return full.slice(0, 100)
+  const lock = full.match(ROW_LOCK)
+  const text = full.replace(ROW_LOCK, "")
+  const flags = lock ? [lock[0]] : []
+  if (/\bDISTINCT\b/i.test(text)) flags.push("DISTINCT")
+  if (/\bLIMIT\b/i.test(text)) flags.push("LIMIT")
+  if (/\bRETURNING\b/i.test(text)) flags.push("RETURNING")
+  return `${verb} ${tablesIn(text).join(", ")}${flags.length ? ` [${flags.join(", ")}]` : ""}`
+}
+
+function inRequest(statements) {
+  return statements.filter((s) => !s.afterResponse)
+}
+
+function formatStatementLists(captures, mode) {
+  const out = []
+  for (const { kind, backend, statements } of captures) {
+    out.push(`-- ${kind} / ${backend}: ${inRequest(statements).length} statements`)
+    statements.forEach(({ text, afterResponse }, i) => {
+      const shown = mode === "full" ? text.replace(/\s+/g, " ").trim() : summarizeStatement(text)
+      out.push(`  ${String(i + 1).padStart(2)}. ${shown}${afterResponse ? "   (after the response: not counted)" : ""}`)
+    })
+  }
+  return out.join("\n")
+}
+
+function formatCaptureCounts(captures) {
+  const kinds = [...new Set(captures.map((c) => c.kind))]
+  const count = (kind, backend) => {
+    const capture = captures.find((c) => c.kind === kind && c.backend === backend)
+    return capture ? inRequest(capture.statements).length : "n/a"
+  }
+  return table(
+    ["one request of", "core", "plugin"],
+    kinds.map((kind) => [kind, count(kind, "core"), count(kind, "plugin")])
+  )
+}
+
+// ------------------------------------------------------------- load results
+
+function formatResults(cases) {
+  const rows = []
+  for (const c of cases) {
+    for (const backend of ["core", "plugin"]) {
+      const m = c[backend]
+      if (!m) continue
+      rows.push([
+        backend === "core" ? `${c.number} ${c.title}` : "",
+        backend,
+        fixed(m.rps),
+        fixed(m.p50, 0),
+        fixed(m.p99, 0),
+        m.non2xx,
+        m.errors,
+        fixed(m.sqlPerRequest, 2),
+      ])
+    }
+  }
+  return table(["case", "backend", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "SQL/req"], rows)
+}
+
+function formatFailures(cases) {
+  const lines = []
+  for (const c of cases) {
+    for (const backend of ["core", "plugin"]) {
+      const m = c[backend]
+      if (m && m.firstNon2xx) lines.push(`  ${c.id} / ${backend}: first non-2xx answer: ${m.firstNon2xx}`)
+      if (m && m.ranOutOfFreshCollections) lines.push(`  ${c.id} / ${backend}: ran out of fresh collections (re-used some)`)
+    }
+  }
+  return lines.join("\n")
+}
+
+function caseRatios(c) {
+  return {
+    rps: ratio(c.plugin.rps, c.core.rps),
+    p99: ratio(c.plugin.p99, c.core.p99),
+    sqlCore: c.core.sqlPerRequest,
+    sqlPlugin: c.plugin.sqlPerRequest,
+  }
+}
+
+function formatRatios(cases) {
+  return table(
+    ["case", "req/s plugin/core", "p99 plugin/core", "SQL/req core", "SQL/req plugin"],
+    cases.map((c) => {
+      const r = caseRatios(c)
+      return [`${c.number} ${c.id}`, `${fixed(r.rps, 2)}x`, `${fixed(r.p99, 2)}x`, fixed(r.sqlCore, 2), fixed(r.sqlPlugin, 2)]
+    })
+  )
+}
+
+// ------------------------------------------------------------------ targets
+
+const POST_SESSIONS_CASES = ["update", "create", "create_slow"]
+// The event bus polls staged_job every 3 s on either backend (~0.01 statement
+// per request here), which must not decide the verdict between equal counts.
+const SQL_TOLERANCE = 0.05
+const CREATE_CASES = ["create", "create_slow"]
+
+function targetsFor(c) {
+  const r = caseRatios(c)
+  const targets = []
+  if (POST_SESSIONS_CASES.includes(c.id)) {
+    targets.push(
+      { name: "req/s >= 2x core", met: r.rps >= 2, measured: `${fixed(r.rps, 2)}x` },
+      { name: "p99 <= 0.5x core", met: r.p99 <= 0.5, measured: `${fixed(r.p99, 2)}x` },
+      { name: "0 non-2xx", met: c.plugin.non2xx === 0 && c.plugin.errors === 0, measured: `${c.plugin.non2xx} non-2xx, ${c.plugin.errors} errors` }
+    )
+  }
+  if (c.id === "get") {
+    targets.push({ name: "req/s >= 1.5x core", met: r.rps >= 1.5, measured: `${fixed(r.rps, 2)}x` })
+  }
+  if (CREATE_CASES.includes(c.id)) {
+    targets.push({
+      name: "SQL statements per create <= core's",
+      met: r.sqlPlugin <= r.sqlCore + SQL_TOLERANCE,
+      measured: `${fixed(r.sqlPlugin, 2)} vs ${fixed(r.sqlCore, 2)}`,
+    })
+  }
+  return targets.map((t) => ({ case: c.id, ...t }))
+}
+
+function evaluateTargets(cases) {
+  return cases.filter((c) => c.core && c.plugin).flatMap(targetsFor)
+}
+
+function formatTargets(targets) {
+  return targets
+    .map((t) => `${t.met ? "[met]    " : "[NOT MET]"} ${t.case}: ${t.name} (${t.measured})`)
+    .join("\n")
+}
+
+// --------------------------------------------------------------------- JSON
+
+function round(value, digits) {
+  return Number.isFinite(value) ? Number(value.toFixed(digits)) : null
+}
+
+function jsonLine({ settings, cases, targets, captures }) {
+  const summary = {
+    ...settings,
+    cases: cases.map((c) => {
+      const r = caseRatios(c)
+      return {
+        id: c.id,
+        title: c.title,
+        core: c.core,
+        plugin: c.plugin,
+        ratio: { rps: round(r.rps, 3), p99: round(r.p99, 3) },
+      }
+    }),
+    targets,
+    statementsPerSingleRequest: captures.map(({ kind, backend, statements }) => ({
+      kind,
+      backend,
+      count: inRequest(statements).length,
+    })),
+  }
+  return JSON_PREFIX + JSON.stringify(summary)
+}
+
+module.exports = {
+  formatResults,
+  formatFailures,
+  formatRatios,
+  evaluateTargets,
+  formatTargets,
+  formatCaptureCounts,
+  formatStatementLists,
+  jsonLine,
+}
