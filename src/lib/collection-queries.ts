@@ -160,11 +160,14 @@ export async function linkPayment(
 export async function markSessionRefused(
   tx: EntityManager,
   sessionId: string
-): Promise<void> {
-  await tx.query(
-    `UPDATE payment_session SET status = 'error', updated_at = now() WHERE id = $1`,
+): Promise<SessionRow> {
+  const result = await tx.query(
+    `UPDATE payment_session SET status = 'error', updated_at = now()
+      WHERE id = $1
+      RETURNING *`,
     [sessionId]
   )
+  return updatedRows<SessionRow>(result)[0]
 }
 
 export async function saveCollectionStatus(
@@ -173,51 +176,71 @@ export async function saveCollectionStatus(
   status: string,
   authorizedAmount: number
 ): Promise<CollectionRow> {
-  const rows: CollectionRow[] = await tx.query(
+  const rows = await tx.query(
     `UPDATE payment_collection
         SET status = $2, authorized_amount = $3, updated_at = now()
       WHERE id = $1
       RETURNING *`,
     [collectionId, status, authorizedAmount]
   )
-  // UPDATE ... RETURNING answers [rows, count] through TypeORM's postgres driver.
-  const returned = (Array.isArray(rows[0]) ? rows[0] : rows) as CollectionRow[]
-  return returned[0]
+  return updatedRows<CollectionRow>(rows)[0]
 }
 
+/** UPDATE ... RETURNING answers [rows, count] through TypeORM's postgres driver. */
+function updatedRows<T>(result: unknown): T[] {
+  const rows = result as unknown[]
+  return (Array.isArray(rows[0]) ? rows[0] : rows) as T[]
+}
+
+const COLLECTION_COLUMNS = [
+  "id", "created_at", "updated_at", "deleted_at", "type", "status", "description",
+  "amount", "authorized_amount", "region_id", "currency_code", "metadata", "created_by",
+]
+const SESSION_COLUMNS = [
+  "id", "created_at", "updated_at", "cart_id", "provider_id", "is_selected",
+  "is_initiated", "status", "data", "idempotency_key", "amount", "payment_authorized_at",
+]
+
 /**
- * "Get a PaymentCollection" with core's default fields and relations
- * (`region`, `payment_sessions`), on one connection, in core's key order.
+ * A collection and its sessions in ONE statement, so both come from the same
+ * snapshot without a transaction: the lock-free reads (GET, a re-post that
+ * changes nothing) must never mix a collection's state with sessions from
+ * before or after another request's commit.
  */
-export async function storeCollectionWithDefaults(
+export async function readCollectionWithSessions(
   manager: EntityManager,
   collectionId: string
-): Promise<Record<string, unknown> | undefined> {
-  const runner = manager.connection.createQueryRunner("slave")
-  try {
-    const [row] = await runner.query(
-      `SELECT id, type, status, description, amount, currency_code, metadata, region_id
-         FROM payment_collection
-        WHERE id = $1 AND deleted_at IS NULL`,
-      [collectionId]
-    )
-    if (!row) {
-      return undefined
-    }
-    const payment_sessions = await runner.query(
-      `SELECT ps.* FROM payment_session ps
-         JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
-        WHERE pcs.payment_collection_id = $1
-        ORDER BY ps.created_at, ps.id`,
-      [collectionId]
-    )
-    const [region] = await runner.query(
-      `SELECT * FROM region WHERE id = $1 AND deleted_at IS NULL`,
-      [row.region_id]
-    )
-    const { region_id: _regionId, ...fields } = row
-    return { ...fields, payment_sessions, region: region ?? null }
-  } finally {
-    await runner.release()
+): Promise<{ collection: CollectionRow; sessions: SessionRow[] } | undefined> {
+  const rows: Record<string, unknown>[] = await manager.query(
+    `SELECT ${COLLECTION_COLUMNS.map((c) => `pc.${c} AS "c_${c}"`).join(", ")},
+            ${SESSION_COLUMNS.map((c) => `ps.${c} AS "s_${c}"`).join(", ")}
+       FROM payment_collection pc
+       LEFT JOIN payment_collection_sessions pcs ON pcs.payment_collection_id = pc.id
+       LEFT JOIN payment_session ps ON ps.id = pcs.payment_session_id
+      WHERE pc.id = $1 AND pc.deleted_at IS NULL
+      ORDER BY ps.created_at, ps.id`,
+    [collectionId]
+  )
+  if (!rows.length) {
+    return undefined
   }
+  const pick = (row: Record<string, unknown>, prefix: string, columns: string[]) =>
+    Object.fromEntries(columns.map((c) => [c, row[prefix + c]]))
+  return {
+    collection: pick(rows[0], "c_", COLLECTION_COLUMNS) as CollectionRow,
+    sessions: rows
+      .filter((row) => row.s_id !== null)
+      .map((row) => pick(row, "s_", SESSION_COLUMNS) as SessionRow),
+  }
+}
+
+export async function readRegion(
+  manager: EntityManager,
+  regionId: string
+): Promise<RegionRow | null> {
+  const [region] = await manager.query(
+    `SELECT * FROM region WHERE id = $1 AND deleted_at IS NULL`,
+    [regionId]
+  )
+  return region ?? null
 }

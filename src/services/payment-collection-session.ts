@@ -18,8 +18,9 @@ import {
   lockCollectionNoWait,
   markSessionRefused,
   regionWithProviders,
+  readCollectionWithSessions,
+  readRegion,
   saveCollectionStatus,
-  storeCollectionWithDefaults,
 } from "../lib/collection-queries"
 import {
   PG_LOCK_NOT_AVAILABLE,
@@ -87,6 +88,13 @@ const collectionQueue = new KeyedQueue()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+function replaceSession(sessions: Session[], updated: Session): void {
+  const index = sessions.findIndex((s) => s.id === updated.id)
+  if (index >= 0) {
+    sessions[index] = updated
+  }
+}
+
 export default class PaymentCollectionSessionService extends TransactionBaseService {
   static readonly Events = {
     PAYMENT_AUTHORIZED: "payment-collection.payment_authorized",
@@ -114,14 +122,26 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * core's PaymentCollectionService instead).
    */
   async retrieveWithDefaults(collectionId: string): Promise<Record<string, unknown>> {
-    const collection = await storeCollectionWithDefaults(this.manager_, collectionId)
-    if (!collection) {
+    const read = await readCollectionWithSessions(this.manager_, collectionId)
+    if (!read) {
       throw new MedusaError(
         MedusaError.Types.NOT_FOUND,
         `Payment collection with id ${collectionId} was not found`
       )
     }
-    return collection
+    const { id, type, status, description, amount, currency_code, metadata } =
+      read.collection
+    return {
+      id,
+      type,
+      status,
+      description,
+      amount,
+      currency_code,
+      metadata,
+      payment_sessions: read.sessions,
+      region: await readRegion(this.manager_, read.collection.region_id),
+    }
   }
 
   /**
@@ -134,6 +154,12 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     providerId: string,
     customerId?: string
   ): Promise<CollectionWithSessions> {
+    const unchanged = customerId
+      ? undefined
+      : await this.answerIfAlreadySet(collectionId, providerId)
+    if (unchanged) {
+      return unchanged
+    }
     return await this.withLockedCollection(
       collectionId,
       async (tx, collection, provider) => {
@@ -155,6 +181,43 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         )
       }
     )
+  }
+
+  /**
+   * The answer to a "Create a Payment Session" that would change nothing: the
+   * collection already has exactly one session, of this provider, for its full
+   * amount, and the provider is still usable. Such a request writes nothing
+   * and calls no provider, so it is answered from one consistent read, without
+   * waiting for the lock — it is a read that happened before whatever holds
+   * the lock commits. With a logged-in customer the locked path runs instead,
+   * as that customer is passed to the provider.
+   */
+  protected async answerIfAlreadySet(
+    collectionId: string,
+    providerId: string
+  ): Promise<CollectionWithSessions | undefined> {
+    const read = await readCollectionWithSessions(this.manager_, collectionId)
+    if (!read) {
+      return undefined
+    }
+    const { collection, sessions } = read
+    const [session] = sessions
+    if (
+      !SESSION_STATUSES_ALLOWED.includes(collection.status) ||
+      sessions.length !== 1 ||
+      session.provider_id !== providerId ||
+      session.amount !== collection.amount
+    ) {
+      return undefined
+    }
+    const { region, enabledProviderIds } = await regionWithProviders(
+      this.manager_,
+      collection.region_id
+    )
+    if (!this.usableProviders(this.gateway(), enabledProviderIds).has(providerId)) {
+      return undefined
+    }
+    return { ...collection, region, payment_sessions: sessions }
   }
 
   /** "Manage Payment Sessions": the collection holds exactly `requested`. */
@@ -213,7 +276,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         return {
           collection: {
             ...updated,
-            payment_sessions: updated === collection ? sessions : await listSessions(tx, collection.id),
+            payment_sessions: sessions,
             payments: await listPayments(tx, collection.id),
           },
           refused,
@@ -474,6 +537,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     requested: ReadonlySet<string>,
     context: Record<string, unknown>
   ): Promise<{ refused: string[]; collection: CollectionRow }> {
+    // `sessions` is kept in step with what is written, for the answer.
     if (collection.status === "canceled") {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
@@ -525,8 +589,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         // The provider refused: remember it on the session and go on, so the
         // shopper can change the sessions and try again.
         refused.push(session.id)
-        await markSessionRefused(tx, session.id)
+        replaceSession(sessions, await markSessionRefused(tx, session.id))
         continue
+      }
+      if (result) {
+        replaceSession(sessions, result)
       }
       if (result?.status !== "authorized") {
         continue
