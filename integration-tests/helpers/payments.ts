@@ -1,0 +1,190 @@
+import { Client } from "pg"
+import { testEnv } from "./env"
+import { db, TestPayClient, TestPayIntent, TestPayMethod, TestPayState } from "./factories"
+import { createApi, HttpResponse } from "./http"
+
+// Small, generic helpers for specs that check the database and the test
+// processor after concurrent or failing requests.
+
+// ------------------------------------------------------------ database rows
+
+/** The payment_session rows linked to a collection (payment_collection_sessions), oldest first. */
+export async function linkedSessions(collectionId: string): Promise<any[]> {
+  const { rows } = await db.query(
+    `SELECT ps.* FROM payment_session ps
+       JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
+      WHERE pcs.payment_collection_id = $1
+      ORDER BY ps.created_at, ps.id`,
+    [collectionId]
+  )
+  return rows
+}
+
+/** The payment rows linked to a collection (payment_collection_payments). */
+export async function linkedPayments(collectionId: string): Promise<any[]> {
+  const { rows } = await db.query(
+    `SELECT p.* FROM payment p
+       JOIN payment_collection_payments pcp ON pcp.payment_id = p.id
+      WHERE pcp.payment_collection_id = $1
+      ORDER BY p.created_at, p.id`,
+    [collectionId]
+  )
+  return rows
+}
+
+/**
+ * payment_session rows of no cart that no payment collection links: what a
+ * half-done collection write leaves behind. Looks at the whole (per-run) database.
+ */
+export async function orphanSessions(): Promise<any[]> {
+  const { rows } = await db.query(
+    `SELECT ps.* FROM payment_session ps
+      WHERE ps.cart_id IS NULL
+        AND NOT EXISTS (SELECT 1 FROM payment_collection_sessions pcs WHERE pcs.payment_session_id = ps.id)`
+  )
+  return rows
+}
+
+export async function collectionRow(collectionId: string): Promise<any> {
+  const { rows } = await db.query(`SELECT * FROM payment_collection WHERE id = $1`, [collectionId])
+  return rows[0]
+}
+
+/**
+ * Makes writes to `table` fail while installed: a BEFORE `event` trigger that
+ * raises for rows matching `condition` (SQL over NEW). Returns the function
+ * that drops it again.
+ */
+export async function installFailingTrigger(
+  table: string,
+  event: "INSERT" | "UPDATE" | "INSERT OR UPDATE",
+  condition: string
+): Promise<() => Promise<void>> {
+  const name = `pcp_test_fail_${Math.random().toString(36).slice(2, 10)}`
+  await db.query(
+    `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       IF ${condition} THEN
+         RAISE EXCEPTION 'test trigger % refuses this write', TG_NAME;
+       END IF;
+       RETURN NEW;
+     END $$`
+  )
+  await db.query(`CREATE TRIGGER ${name} BEFORE ${event} ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`)
+  return async () => {
+    await db.query(`DROP TRIGGER IF EXISTS ${name} ON ${table}`)
+    await db.query(`DROP FUNCTION IF EXISTS ${name}()`)
+  }
+}
+
+export interface HeldLock {
+  release(): Promise<void>
+}
+
+/**
+ * Opens its own connection, begins a transaction and runs `lockSql` (e.g. a
+ * SELECT ... FOR UPDATE) in it; the locks stay held until release() rolls back.
+ */
+export async function holdLock(lockSql: string, params: unknown[] = []): Promise<HeldLock> {
+  const client = new Client({ connectionString: testEnv().databaseUrl })
+  await client.connect()
+  try {
+    await client.query("BEGIN")
+    await client.query(lockSql, params)
+  } catch (err) {
+    await client.end()
+    throw err
+  }
+  let released = false
+  return {
+    release: async () => {
+      if (released) return
+      released = true
+      try {
+        await client.query("ROLLBACK")
+      } finally {
+        await client.end()
+      }
+    },
+  }
+}
+
+// ------------------------------------------------------------------ timing
+
+/** Runs fn(0..n-1) at once; resolves with all results in index order. */
+export function parallel<T>(n: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => fn(i)))
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Polls `probe` until it returns a truthy value or `timeoutMs` passes (then throws `what`). */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T>,
+  { timeoutMs = 15_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {}
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** Sends the request and measures when its answer arrived (ms since `origin`). */
+export async function timed<T>(
+  origin: number,
+  request: () => Promise<HttpResponse<T>>
+): Promise<{ res: HttpResponse<T>; endedAt: number }> {
+  const res = await request()
+  return { res, endedAt: Date.now() - origin }
+}
+
+// ---------------------------------------------------- test payment processor
+
+/** Sum of one method's call counts over several processes' test processors. */
+export function totalCalls(states: TestPayState[], method: TestPayMethod): number {
+  return states.reduce((sum, s) => sum + s.calls[method], 0)
+}
+
+/**
+ * Live intents over several processes' test processors, as one real provider
+ * would see them: every intent a process holds, minus those any process was
+ * asked to delete (each process keeps its own state), deduplicated by id.
+ */
+export function liveIntents(states: TestPayState[]): TestPayIntent[] {
+  const deleted = new Set(
+    states.flatMap((s) => s.history.filter((h) => h.method === "deletePayment" && h.id).map((h) => h.id))
+  )
+  const byId = new Map<string, TestPayIntent>()
+  for (const s of states) {
+    for (const intent of s.intents) {
+      if (!deleted.has(intent.id) && !byId.has(intent.id)) byId.set(intent.id, intent)
+    }
+  }
+  return [...byId.values()]
+}
+
+export async function statesOf(clients: TestPayClient[]): Promise<TestPayState[]> {
+  return Promise.all(clients.map((c) => c.state()))
+}
+
+/**
+ * Lets every backend's test processor know every intent any of them holds
+ * (POST /test-pay/intents), so that a session initiated by one process can be
+ * authorized or updated by another, as with one real provider. Call it when
+ * no request is running.
+ */
+export async function shareIntents(backendUrls: string[]): Promise<void> {
+  const states = await Promise.all(backendUrls.map((url) => createApi(url).get("/test-pay/state")))
+  const intents = new Map<string, TestPayIntent>()
+  for (const s of states) {
+    for (const intent of (s.body as TestPayState).intents) intents.set(intent.id, intent)
+  }
+  for (const url of backendUrls) {
+    const res = await createApi(url).post("/test-pay/intents", { intents: [...intents.values()] })
+    if (res.status !== 200) throw new Error(`POST ${url}/test-pay/intents answered ${res.status}: ${res.text}`)
+  }
+}

@@ -1,0 +1,330 @@
+import { Api, createApi, HttpResponse } from "./helpers/http"
+import { createPaymentCollection, createRegion, db, testPayOn, TestPayClient, TestPayMethod } from "./helpers/factories"
+import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
+import {
+  collectionRow,
+  installFailingTrigger,
+  linkedPayments,
+  linkedSessions,
+  orphanSessions,
+  sleep,
+  waitFor,
+} from "./helpers/payments"
+
+// A payment provider that refuses, crashes or does not answer, at each step,
+// and a database write that fails after the provider already acted. Runs on a
+// backend with provider_timeout_ms 1500 so that a hang costs 1.5 s.
+
+const PROVIDER_TIMEOUT_MS = 1500
+
+type Fault = "refuse" | "throw" | "hang"
+const FAULTS: Fault[] = ["refuse", "throw", "hang"]
+
+const base = (id: string) => `/store/payment-collections/${id}`
+
+/** What the client must get for a fault in a session change (create, update, delete). */
+function expectFaultAnswer(res: HttpResponse, fault: Fault, method: TestPayMethod) {
+  if (fault === "refuse") {
+    expect(res.status).toBe(400)
+    expect(res.body.type).toBe("invalid_data")
+    expect(res.body.message).toContain(`test-pay refused ${method}`)
+  } else {
+    expectUnavailable(res, fault)
+  }
+}
+
+function expectUnavailable(res: HttpResponse, fault: "throw" | "hang") {
+  expect({ status: res.status, type: res.body.type, code: res.body.code }).toEqual(
+    fault === "throw"
+      ? { status: 502, type: "unexpected_state", code: "payment_provider_error" }
+      : { status: 504, type: "unexpected_state", code: "payment_provider_timeout" }
+  )
+  expect(res.body.message).toContain("test-pay")
+}
+
+/** A failed database write answers Medusa's generic 500 (never a provider status). */
+function expectDatabaseFailure(res: HttpResponse) {
+  expect(res.status).toBe(500)
+  expect(["unknown_error", "database_error"]).toContain(res.body.type)
+}
+
+describe("payment provider faults and failed database writes", () => {
+  let region: any
+  let backend: ExtraBackend
+  let api: Api
+  let pay: TestPayClient
+
+  beforeAll(async () => {
+    backend = await startExtraBackend({
+      env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ provider_timeout_ms: PROVIDER_TIMEOUT_MS }) },
+    })
+    api = createApi(backend.url)
+    pay = testPayOn(backend.url)
+    region = await createRegion({ providers: ["manual", "test-pay"] })
+  }, 180_000)
+
+  beforeEach(() => pay.reset())
+
+  afterEach(async () => {
+    // Whatever happened, no session row is left without its collection.
+    expect(await orphanSessions()).toEqual([])
+  })
+
+  afterAll(async () => {
+    await stopExtraBackends()
+    await db.end()
+  }, 60_000)
+
+  async function createTestPaySession(collectionId: string) {
+    const res = await api.post(`${base(collectionId)}/sessions`, { provider_id: "test-pay" })
+    expect(res.status).toBe(200)
+    return res.body.payment_collection.payment_sessions[0]
+  }
+
+  describe.each(FAULTS)("the provider fails with %s", (fault) => {
+    it("at initiate: a clear error, nothing written, no intent; a retry succeeds", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1200 })
+      await pay.behaviour({ initiatePayment: { fail: fault } })
+
+      const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+
+      expectFaultAnswer(res, fault, "initiatePayment")
+      expect(await linkedSessions(collection.id)).toEqual([])
+      expect((await pay.state()).intents).toEqual([])
+      expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid" })
+
+      await pay.behaviour({ initiatePayment: null })
+      const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+      expect(retry.status).toBe(200)
+      const rows = await linkedSessions(collection.id)
+      expect(rows).toHaveLength(1)
+      expect(retry.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([rows[0].id])
+      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+    })
+
+    it("at update (batch changes the amounts): the sessions stay as they were, the new one is not kept; a retry succeeds", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+      const session = await createTestPaySession(collection.id)
+      await pay.behaviour({ updatePayment: { fail: fault } })
+      const body = {
+        sessions: [
+          { provider_id: "test-pay", amount: 700, session_id: session.id },
+          { provider_id: "manual", amount: 300 },
+        ],
+      }
+
+      const res = await api.post(`${base(collection.id)}/sessions/batch`, body)
+
+      expectFaultAnswer(res, fault, "updatePayment")
+      const rows = await linkedSessions(collection.id)
+      expect(rows.map((r) => `${r.id}:${r.provider_id}:${r.amount}`)).toEqual([`${session.id}:test-pay:1000`])
+      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 1000 })])
+
+      await pay.behaviour({ updatePayment: null })
+      const retry = await api.post(`${base(collection.id)}/sessions/batch`, body)
+      expect(retry.status).toBe(200)
+      const after = await linkedSessions(collection.id)
+      expect(after.map((r) => `${r.provider_id}:${r.amount}`).sort()).toEqual(["manual:300", "test-pay:700"])
+      expect(after.find((r) => r.provider_id === "test-pay").id).toBe(session.id)
+      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 700 })])
+    })
+
+    it("at authorize: a clear error, no payment, the collection not authorized; a retry succeeds", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 900 })
+      const session = await createTestPaySession(collection.id)
+      await pay.behaviour({ authorizePayment: { fail: fault } })
+
+      const res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+
+      if (fault === "refuse") {
+        // A refusal is an answer about the payment: the session is marked so.
+        expect(res.status).toBe(422)
+        expect(res.body.type).toBe("payment_authorization_error")
+        expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "error" })
+        expect(await collectionRow(collection.id)).toMatchObject({ status: "awaiting", authorized_amount: 0 })
+      } else {
+        expectUnavailable(res, fault)
+        expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
+        expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid", authorized_amount: null })
+      }
+      expect(await linkedPayments(collection.id)).toEqual([])
+      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "pending" })])
+
+      await pay.behaviour({ authorizePayment: null })
+      const retry = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+      expect(retry.status).toBe(200)
+      expect(retry.body.payment_session).toMatchObject({ id: session.id, status: "authorized" })
+      expect(await linkedPayments(collection.id)).toHaveLength(1)
+      expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 900 })
+    })
+
+    it("at delete (switching provider): the old session stays, at the provider too; a retry succeeds", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1100 })
+      const session = await createTestPaySession(collection.id)
+      await pay.behaviour({ deletePayment: { fail: fault } })
+
+      const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
+
+      expectFaultAnswer(res, fault, "deletePayment")
+      expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
+      expect((await pay.state()).intents.map((i) => i.id)).toEqual([session.data.id])
+
+      await pay.behaviour({ deletePayment: null })
+      const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
+      expect(retry.status).toBe(200)
+      const rows = await linkedSessions(collection.id)
+      expect(rows.map((r) => r.provider_id)).toEqual(["manual"])
+      expect((await pay.state()).intents).toEqual([])
+    })
+
+    it("at delete during a refresh: the new provider session is deleted again, the old one stays", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1300 })
+      const session = await createTestPaySession(collection.id)
+      // Only the refresh's own delete fails; undoing the new session must work.
+      await pay.behaviour({ deletePayment: { fail: fault, times: 1 } })
+
+      const res = await api.post(`${base(collection.id)}/sessions/${session.id}`)
+
+      expectFaultAnswer(res, fault, "deletePayment")
+      expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
+      const state = await pay.state()
+      expect(state.calls.initiatePayment).toBe(2) // the original session, then the refresh's new one
+      expect(state.calls.deletePayment).toBe(2) // the old session's (failed), then the new one's undo
+      expect(state.intents.map((i) => i.id)).toEqual([session.data.id])
+
+      const retry = await api.post(`${base(collection.id)}/sessions/${session.id}`)
+      expect(retry.status).toBe(200)
+      const rows = await linkedSessions(collection.id)
+      expect(rows.map((r) => r.id)).toEqual([retry.body.payment_session.id])
+      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+    })
+  })
+
+  describe("a provider that answers only after provider_timeout_ms", () => {
+    it("initiate: 504, and the intent it creates late does not stay live without a session row", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1400 })
+      await pay.behaviour({ initiatePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
+
+      const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+
+      expectUnavailable(res, "hang")
+      await waitFor("the late initiatePayment to finish", async () => (await pay.state()).inflight.initiatePayment === 0)
+      await sleep(500) // time for whatever the plugin does with the late answer
+      expect(await linkedSessions(collection.id)).toEqual([])
+      expect((await pay.state()).intents).toEqual([])
+    })
+
+    it("authorize: 504, and the authorization it grants late is canceled at the provider", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
+      const session = await createTestPaySession(collection.id)
+      await pay.behaviour({ authorizePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
+
+      const res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+
+      expectUnavailable(res, "hang")
+      await waitFor("the late authorizePayment to finish", async () => (await pay.state()).inflight.authorizePayment === 0)
+      await sleep(500)
+      expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
+      expect(await linkedPayments(collection.id)).toEqual([])
+      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
+    })
+  })
+
+  describe("a database write fails after the provider acted: what the provider did is undone there", () => {
+    it("linking a new session (payment_collection_sessions) fails → the intent is deleted at the provider; a retry succeeds", async () => {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 1600 })
+      const drop = await installFailingTrigger(
+        "payment_collection_sessions",
+        "INSERT",
+        `NEW.payment_collection_id = '${collection.id}'`
+      )
+      let res: HttpResponse
+      try {
+        res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+      } finally {
+        await drop()
+      }
+
+      expectDatabaseFailure(res)
+      const state = await pay.state()
+      expect(state.calls.initiatePayment).toBe(1)
+      expect(state.calls.deletePayment).toBe(1)
+      expect(state.intents).toEqual([])
+      expect(await linkedSessions(collection.id)).toEqual([])
+
+      const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+      expect(retry.status).toBe(200)
+      const rows = await linkedSessions(collection.id)
+      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+    })
+
+    it("saving the new payment_session row fails → the intent is deleted at the provider", async () => {
+      const amount = 7441 // identifies this test's rows for the trigger
+      const collection = await createPaymentCollection({ regionId: region.id, amount })
+      const drop = await installFailingTrigger("payment_session", "INSERT", `NEW.amount = ${amount}`)
+      let res: HttpResponse
+      try {
+        res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+      } finally {
+        await drop()
+      }
+
+      expectDatabaseFailure(res)
+      const state = await pay.state()
+      expect(state.calls.initiatePayment).toBe(1)
+      expect(state.intents).toEqual([])
+      expect(await linkedSessions(collection.id)).toEqual([])
+    })
+
+    it("inserting the payment fails → the authorization is canceled at the provider; a retry succeeds", async () => {
+      const amount = 7331
+      const collection = await createPaymentCollection({ regionId: region.id, amount })
+      const session = await createTestPaySession(collection.id)
+      const drop = await installFailingTrigger("payment", "INSERT", `NEW.amount = ${amount}`)
+      let res: HttpResponse
+      try {
+        res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+      } finally {
+        await drop()
+      }
+
+      expectDatabaseFailure(res)
+      const state = await pay.state()
+      expect(state.calls.authorizePayment).toBe(1)
+      expect(state.calls.cancelPayment).toBe(1)
+      expect(state.intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
+      expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
+      expect(await linkedPayments(collection.id)).toEqual([])
+      expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid", authorized_amount: null })
+
+      const retry = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+      expect(retry.status).toBe(200)
+      expect(await linkedPayments(collection.id)).toHaveLength(1)
+      expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: amount })
+    })
+
+    it("saving the authorized payment_session row fails → the authorization is canceled at the provider", async () => {
+      const amount = 7551
+      const collection = await createPaymentCollection({ regionId: region.id, amount })
+      const session = await createTestPaySession(collection.id)
+      const drop = await installFailingTrigger(
+        "payment_session",
+        "UPDATE",
+        `NEW.amount = ${amount} AND NEW.status = 'authorized'`
+      )
+      let res: HttpResponse
+      try {
+        res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+      } finally {
+        await drop()
+      }
+
+      expectDatabaseFailure(res)
+      const state = await pay.state()
+      expect(state.calls.authorizePayment).toBe(1)
+      expect(state.intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
+      expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
+      expect(await linkedPayments(collection.id)).toEqual([])
+    })
+  })
+})

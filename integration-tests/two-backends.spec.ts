@@ -1,0 +1,241 @@
+import { createApi, Api, HttpResponse } from "./helpers/http"
+import { createPaymentCollection, createRegion, db, testPayOn, TestPayClient } from "./helpers/factories"
+import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
+import {
+  collectionRow,
+  linkedPayments,
+  linkedSessions,
+  liveIntents,
+  orphanSessions,
+  parallel,
+  shareIntents,
+  statesOf,
+  totalCalls,
+} from "./helpers/payments"
+import { dropRunEventQueue, runEventQueueKeys } from "./helpers/redis"
+
+// Two backend processes on one database, both on the Redis event bus (as a
+// real multi-instance deployment), with the parallel requests spread over
+// them. Only PostgreSQL's row lock can serialize them here. Provider calls are
+// summed over both processes' test processors.
+
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379"
+const N = 30
+const DELAY_MS = 30
+
+const base = (id: string) => `/store/payment-collections/${id}`
+
+function statuses(answers: HttpResponse[]): string[] {
+  return answers.map((r) => (r.status === 200 ? "200" : `${r.status} ${r.body?.type}: ${r.body?.message}`))
+}
+
+const sessionIds = (res: HttpResponse) =>
+  (res.body.payment_collection.payment_sessions as any[]).map((s) => s.id).sort()
+
+describe("concurrent requests on one payment collection spread over two backend processes (Redis event bus)", () => {
+  let region: any
+  let backends: ExtraBackend[] = []
+  let apis: Api[] = []
+  let pays: TestPayClient[] = []
+  const urls = () => backends.map((b) => b.url)
+
+  /** Request i goes to backend i % 2. */
+  const on = (i: number) => apis[i % apis.length]
+
+  beforeAll(async () => {
+    backends = await Promise.all([
+      startExtraBackend({ env: { REDIS_URL } }),
+      startExtraBackend({ env: { REDIS_URL } }),
+    ])
+    apis = backends.map((b) => createApi(b.url))
+    pays = backends.map((b) => testPayOn(b.url))
+    region = await createRegion({ providers: ["manual", "test-pay"] })
+  }, 240_000)
+
+  beforeEach(async () => {
+    await Promise.all(pays.map((p) => p.reset()))
+  })
+
+  afterAll(async () => {
+    await stopExtraBackends()
+    await dropRunEventQueue(REDIS_URL)
+    await db.end()
+  }, 60_000)
+
+  async function slowDown(config: Parameters<TestPayClient["behaviour"]>[0]) {
+    await Promise.all(pays.map((p) => p.behaviour(config)))
+  }
+
+  it("both processes serve the plugin's routes, with the run's event queue in Redis", async () => {
+    for (const backend of backends) {
+      const res = await createApi(backend.url).get("/health")
+      expect(res.status).toBe(200)
+    }
+    expect((await runEventQueueKeys(REDIS_URL)).length).toBeGreaterThan(0)
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 100 })
+    for (const a of apis) {
+      const res = await a.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
+      expect(res.status).toBe(200)
+      expect(res.headers["x-payment-collections-plugin"]).toMatch(/^medusa-plugin-payment-collections@/)
+    }
+  })
+
+  it(`${N} parallel identical "Create a Payment Session" calls over both → one session, initiated once in total, no orphans`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 3000 })
+    await slowDown({ initiatePayment: { delayMs: DELAY_MS } })
+
+    const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" }))
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    const named = new Set(answers.flatMap((r) => sessionIds(r)))
+    expect(named.size).toBe(1)
+    for (const res of answers) expect(res.body.payment_collection.payment_sessions).toHaveLength(1)
+
+    const rows = await linkedSessions(collection.id)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ id: [...named][0], provider_id: "test-pay", amount: 3000 })
+    expect(await orphanSessions()).toEqual([])
+    const states = await statesOf(pays)
+    expect(totalCalls(states, "initiatePayment")).toBe(1)
+    expect(liveIntents(states).map((i) => i.id)).toEqual([rows[0].data.id])
+  })
+
+  it(`${N} parallel authorizations of one session over both → all 200 alike, authorized once in total, one payment`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 2500 })
+    const created = await apis[0].post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
+    expect(created.status).toBe(200)
+    const sessionId = created.body.payment_collection.payment_sessions[0].id
+    await shareIntents(urls())
+    await slowDown({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+
+    const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions/${sessionId}/authorize`))
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    for (const res of answers) expect(res.body.payment_session).toEqual(answers[0].body.payment_session)
+    expect(answers[0].body.payment_session).toMatchObject({ id: sessionId, status: "authorized", amount: 2500 })
+    const states = await statesOf(pays)
+    expect(totalCalls(states, "authorizePayment")).toBe(1)
+
+    const payments = await linkedPayments(collection.id)
+    expect(payments).toHaveLength(1)
+    expect(payments[0]).toMatchObject({ provider_id: "test-pay", amount: 2500 })
+    expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 2500 })
+  })
+
+  it(`${N} parallel identical batch calls without session ids over both end with one set of sessions, the replaced ones deleted at the provider`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+    await slowDown({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    const body = {
+      sessions: [
+        { provider_id: "test-pay", amount: 600 },
+        { provider_id: "manual", amount: 400 },
+      ],
+    }
+
+    const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions/batch`, body))
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    const rows = await linkedSessions(collection.id)
+    expect(rows.map((r) => `${r.provider_id}:${r.amount}`).sort()).toEqual(["manual:400", "test-pay:600"])
+    const finalIds = JSON.stringify(rows.map((r) => r.id).sort())
+    expect(answers.some((res) => JSON.stringify(sessionIds(res)) === finalIds)).toBe(true)
+    expect(await orphanSessions()).toEqual([])
+    const states = await statesOf(pays)
+    const testPayRow = rows.find((r) => r.provider_id === "test-pay")
+    expect(liveIntents(states).map((i) => i.id)).toEqual([testPayRow.data.id])
+    expect(totalCalls(states, "initiatePayment") - totalCalls(states, "deletePayment")).toBe(1)
+  })
+
+  it(`${N} parallel identical batch calls naming the sessions over both → one update in total, every answer names the same sessions`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+    const first = await apis[1].post(`${base(collection.id)}/sessions/batch`, {
+      sessions: [
+        { provider_id: "test-pay", amount: 600 },
+        { provider_id: "manual", amount: 400 },
+      ],
+    })
+    expect(first.status).toBe(200)
+    const byProvider = Object.fromEntries(
+      (first.body.payment_collection.payment_sessions as any[]).map((s) => [s.provider_id, s.id])
+    )
+    await shareIntents(urls())
+    const before = await statesOf(pays)
+    await slowDown({ updatePayment: { delayMs: DELAY_MS } })
+    const body = {
+      sessions: [
+        { provider_id: "test-pay", amount: 700, session_id: byProvider["test-pay"] },
+        { provider_id: "manual", amount: 300, session_id: byProvider.manual },
+      ],
+    }
+
+    const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions/batch`, body))
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    const expectedIds = [byProvider["test-pay"], byProvider.manual].sort()
+    for (const res of answers) expect(sessionIds(res)).toEqual(expectedIds)
+    const rows = await linkedSessions(collection.id)
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.amount]))).toEqual({
+      [byProvider["test-pay"]]: 700,
+      [byProvider.manual]: 300,
+    })
+    const after = await statesOf(pays)
+    expect(totalCalls(after, "updatePayment") - totalCalls(before, "updatePayment")).toBe(1)
+    expect(totalCalls(after, "initiatePayment") - totalCalls(before, "initiatePayment")).toBe(0)
+    expect(totalCalls(after, "deletePayment") - totalCalls(before, "deletePayment")).toBe(0)
+  })
+
+  it(`${N} parallel identical batch authorizations over both → each provider authorizes once, one payment per session`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
+    const created = await apis[0].post(`${base(collection.id)}/sessions/batch`, {
+      sessions: [
+        { provider_id: "test-pay", amount: 700 },
+        { provider_id: "manual", amount: 300 },
+      ],
+    })
+    expect(created.status).toBe(200)
+    const ids = sessionIds(created)
+    await shareIntents(urls())
+    await slowDown({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+
+    const answers = await parallel(N, (i) =>
+      on(i).post(`${base(collection.id)}/sessions/batch/authorize`, { session_ids: ids })
+    )
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    for (const res of answers) {
+      expect(res.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
+      expect(sessionIds(res)).toEqual(ids)
+    }
+    const states = await statesOf(pays)
+    expect(totalCalls(states, "authorizePayment")).toBe(1)
+    const payments = await linkedPayments(collection.id)
+    expect(payments.map((p) => `${p.provider_id}:${p.amount}`).sort()).toEqual(["manual:300", "test-pay:700"])
+    expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 1000 })
+    expect((await linkedSessions(collection.id)).map((r) => r.status)).toEqual(["authorized", "authorized"])
+  })
+
+  it(`${N} parallel "Create a Payment Session" calls alternating two providers over both end consistent`, async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1800 })
+    await slowDown({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    // backend i % 2, provider (i >> 1) % 2: each backend gets both providers.
+    const providerOf = (i: number) => (((i >> 1) & 1) === 0 ? "test-pay" : "manual")
+
+    const answers = await parallel(N, (i) =>
+      on(i).post(`${base(collection.id)}/sessions`, { provider_id: providerOf(i) })
+    )
+
+    expect(statuses(answers)).toEqual(Array(N).fill("200"))
+    answers.forEach((res, i) => {
+      const sessions = res.body.payment_collection.payment_sessions as any[]
+      expect(sessions).toHaveLength(1)
+      expect(sessions[0]).toMatchObject({ provider_id: providerOf(i), amount: 1800 })
+    })
+    const rows = await linkedSessions(collection.id)
+    expect(rows).toHaveLength(1)
+    expect(await orphanSessions()).toEqual([])
+    const states = await statesOf(pays)
+    const expected = rows[0].provider_id === "test-pay" ? [rows[0].data.id] : []
+    expect(liveIntents(states).map((i) => i.id)).toEqual(expected)
+    expect(totalCalls(states, "initiatePayment") - totalCalls(states, "deletePayment")).toBe(expected.length)
+  })
+})
