@@ -362,21 +362,21 @@ describe("Store Payment Collections: input validation on all six endpoints", () 
       expectMedusaError(await raw(path(f), body), 413, "invalid_data")
     })
 
-    it("a text/plain body over 100 kB → 413 invalid_data", async () => {
-      expectMedusaError(await raw(path(f), OVERSIZED, "text/plain"), 413, "invalid_data")
+    it("a text/plain body over 100 kB → 415 invalid_data, not read", async () => {
+      expectMedusaError(await raw(path(f), OVERSIZED, "text/plain"), 415, "invalid_data")
     })
 
-    it("a form body over 100 kB → 413 invalid_data", async () => {
+    it("a form body over 100 kB → 415 invalid_data, not read", async () => {
       expectMedusaError(
         await raw(path(f), `padding=${OVERSIZED}`, "application/x-www-form-urlencoded"),
-        413,
+        415,
         "invalid_data"
       )
     })
   })
 
   // A storefront sends JSON. The same body under another content type is not
-  // the endpoint's input and must not be acted on.
+  // the endpoint's input and must not be acted on: 415, before it is read.
   describe("wrong content types", () => {
     const cases: [string, (f: Fixture) => string, (f: Fixture) => Record<string, string>][] = [
       [
@@ -411,9 +411,9 @@ describe("Store Payment Collections: input validation on all six endpoints", () 
     ]
     describe.each(cases)("%s", (_name, path, bodies) => {
       it.each(["text/plain", "application/x-www-form-urlencoded", "application/xml"])(
-        "the body as %s → 400 invalid_data",
+        "the body as %s → 415 invalid_data",
         async (contentType) => {
-          expectMedusaError(await raw(path(f), bodies(f)[contentType], contentType), 400, "invalid_data")
+          expectMedusaError(await raw(path(f), bodies(f)[contentType], contentType), 415, "invalid_data")
         }
       )
     })

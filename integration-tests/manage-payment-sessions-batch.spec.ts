@@ -295,14 +295,39 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.body.type).toBe("invalid_data")
     })
 
-    it("a refused delete after a new session was initiated → 400, the new provider session is deleted again", async () => {
+    it("a refused delete after new sessions were initiated → 400, the new provider sessions are deleted again", async () => {
       await testPay.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
-      const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 1000 }])
+      const res = await batch(collection.id, [
+        { provider_id: "test-pay", amount: 600 },
+        { provider_id: "test-pay", amount: 400 },
+      ])
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
       // afterEach: only the old intent is left at the provider
-      expect((await testPay.state()).calls.initiatePayment).toBe(2)
+      expect((await testPay.state()).calls.initiatePayment).toBe(3)
     })
+
+  })
+
+  it("the same batch sent again changes nothing: same sessions, no provider call", async () => {
+    const { collection, sessions } = await collectionWith(1000, [
+      { provider_id: "test-pay", amount: 700 },
+      { provider_id: "manual", amount: 300 },
+    ])
+    const before = (await testPay.state()).calls
+
+    const res = await batch(collection.id, [
+      { provider_id: "manual", amount: 300 },
+      { provider_id: "test-pay", amount: 700 },
+    ])
+
+    expect(res.status).toBe(200)
+    const byProvider = Object.fromEntries(sessions.map((s: any) => [s.provider_id, s.id]))
+    expect(res.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([
+      byProvider["manual"],
+      byProvider["test-pay"],
+    ])
+    expect((await testPay.state()).calls).toEqual(before)
   })
 
   it("a refused delete after an amount update → 400, and the provider's amount is what the database says", async () => {

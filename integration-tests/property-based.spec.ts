@@ -5,7 +5,7 @@ import { CollectionState, collectionState, paymentTableCounts } from "./helpers/
 
 // Random and hostile requests against every store endpoint of the group, on the
 // real backend. After each request:
-//   - the status is one the README documents (200 400 404 409 413 422), never a 500;
+//   - the status is one the README documents (200 400 404 409 413 415 422), never a 500;
 //   - an error answer is Medusa's `{ type, message }` with the type its status stands for;
 //   - a refused request (any 4xx but 422, which keeps what the provider did) changed
 //     no collection, session, payment or join row;
@@ -35,12 +35,13 @@ import { CollectionState, collectionState, paymentTableCounts } from "./helpers/
 const BASE = "/store/payment-collections"
 const MAX_RUNS = 2000
 const TIME_BUDGET_MS = 45_000
-const DOCUMENTED = [200, 400, 404, 409, 413, 422]
+const DOCUMENTED = [200, 400, 404, 409, 413, 415, 422]
 const TYPES_FOR_STATUS: Record<number, string[]> = {
   400: ["invalid_data", "not_allowed"],
   404: ["not_found"],
   409: ["conflict"],
   413: ["invalid_data"],
+  415: ["invalid_data"],
   422: ["payment_authorization_error", "duplicate_error"],
 }
 const OVERSIZED = "x".repeat(110 * 1024)

@@ -6,6 +6,7 @@ import type { NextFunction, Request, Response } from "express"
 import { paymentCollectionsErrorHandler } from "../lib/error-handler"
 import { idempotency } from "../lib/idempotency-middleware"
 import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "../lib/plugin-info"
+import { jsonBodyOnly, oncePerRequest, rejectImpossibleIds } from "../lib/request-guards"
 import { StoreGetPaymentCollectionsParams } from "./store/payment-collections/validators"
 
 /** Core's defaults for "Get a PaymentCollection" (api/routes/store/payment-collections). */
@@ -41,23 +42,43 @@ function markServedByPlugin(_req: Request, res: Response, next: NextFunction) {
   next()
 }
 
-// Matchers here also run in front of core's routes, so they name only this
-// plugin's paths.
+const SESSION_ROUTES = [
+  "/store/payment-collections/:id/sessions",
+  "/store/payment-collections/:id/sessions/batch",
+  "/store/payment-collections/:id/sessions/batch/authorize",
+  "/store/payment-collections/:id/sessions/:session_id",
+  "/store/payment-collections/:id/sessions/:session_id/authorize",
+]
+
+const sessionRouteMiddlewares = [
+  markServedByPlugin,
+  rejectImpossibleIds,
+  jsonBodyOnly(),
+  oncePerRequest(idempotency()),
+]
+
+// Matchers here also run in front of core's routes, so they name exactly this
+// plugin's paths. `bodyParser: false` replaces Medusa's JSON+text+urlencoded
+// parsers on these routes with a JSON-only one (see jsonBodyOnly).
 export const config: MiddlewaresConfig = {
   errorHandler: paymentCollectionsErrorHandler(),
   routes: [
     {
       matcher: "/store/payment-collections/:id",
       method: ["GET"],
-      middlewares: [
-        markServedByPlugin,
-        parseStoreQueryWhenGiven,
-      ],
+      middlewares: [markServedByPlugin, rejectImpossibleIds, parseStoreQueryWhenGiven],
     },
+    ...SESSION_ROUTES.map((matcher) => ({
+      matcher,
+      method: ["POST" as const],
+      bodyParser: false as const,
+      middlewares: sessionRouteMiddlewares,
+    })),
     {
-      matcher: "/store/payment-collections/:id/sessions*",
+      matcher: "/admin/payment-collections/providers/:provider_id",
       method: ["POST"],
-      middlewares: [markServedByPlugin, idempotency()],
+      bodyParser: false,
+      middlewares: [rejectImpossibleIds, jsonBodyOnly()],
     },
   ],
 }

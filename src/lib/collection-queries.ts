@@ -49,18 +49,26 @@ export type RegionWithProviders = {
 /**
  * Locks the collection row, or reports it busy at once (NOWAIT): a request
  * never holds a pool connection while it waits for another process's lock.
+ * The same statement bounds every later lock wait of the transaction (on
+ * session or payment rows) by `lockTimeoutMs`.
  */
 export async function lockCollectionNoWait(
   tx: EntityManager,
-  collectionId: string
+  collectionId: string,
+  lockTimeoutMs: number
 ): Promise<CollectionRow | undefined> {
-  const rows: CollectionRow[] = await tx.query(
-    `SELECT * FROM payment_collection
-      WHERE id = $1 AND deleted_at IS NULL
-        FOR UPDATE NOWAIT`,
-    [collectionId]
+  const rows: (CollectionRow & { __lock_timeout: string })[] = await tx.query(
+    `SELECT pc.*, set_config('lock_timeout', $2, true) AS __lock_timeout
+       FROM payment_collection pc
+      WHERE pc.id = $1 AND pc.deleted_at IS NULL
+        FOR UPDATE OF pc NOWAIT`,
+    [collectionId, `${Math.ceil(lockTimeoutMs)}ms`]
   )
-  return rows[0]
+  if (!rows.length) {
+    return undefined
+  }
+  const { __lock_timeout: _setting, ...collection } = rows[0]
+  return collection as CollectionRow
 }
 
 export async function collectionExists(

@@ -1,7 +1,12 @@
 import { errorHandler } from "@medusajs/medusa"
 import type { NextFunction, Request, Response } from "express"
 import { MedusaError } from "medusa-core-utils"
-import { isPaymentProviderUnavailable } from "./errors"
+import { isPaymentProviderUnavailable, pgCode } from "./errors"
+
+/** PostgreSQL's refusal of a text value (a NUL byte, an untranslatable character). */
+function isInvalidTextParameter(err: unknown): boolean {
+  return ["22021", "22P05"].includes(pgCode(err) ?? "")
+}
 
 type BodyParserError = Error & { type?: string; status?: number }
 
@@ -34,6 +39,20 @@ export function paymentCollectionsErrorHandler() {
       res.status(status).json({
         type: MedusaError.Types.INVALID_DATA,
         message: BODY_PARSER_MESSAGES[parserError.type],
+      })
+      return
+    }
+    if (err instanceof URIError) {
+      res.status(400).json({
+        type: MedusaError.Types.INVALID_DATA,
+        message: "The request path is not validly percent-encoded",
+      })
+      return
+    }
+    if (isInvalidTextParameter(err)) {
+      res.status(400).json({
+        type: MedusaError.Types.INVALID_DATA,
+        message: "The request contains characters that cannot be stored",
       })
       return
     }

@@ -1,22 +1,24 @@
-import {
-  AbstractPaymentProcessor,
-  PaymentProviderService,
-  PaymentSession,
-} from "@medusajs/medusa"
+import { AbstractPaymentProcessor, PaymentProviderService } from "@medusajs/medusa"
 import { EntityManager } from "typeorm"
 import { isMedusaError, paymentProviderUnavailable } from "./errors"
+import {
+  ProviderCallObserver,
+  ProviderEffect,
+  instrumentProvider,
+  observeProviderCalls,
+} from "./provider-instrumentation"
 
 type Logger = { warn: (msg: string) => void; error: (msg: string) => void }
 
-/** Something a provider did for this request, and how to take it back. */
-type ProviderSideEffect = {
-  description: string
-  providerId: string
-  undo: () => Promise<unknown>
+type Undo = { description: string; providerId: string; run: () => Promise<unknown> }
+
+export type CallOptions = {
+  /** How to take back an update, given the provider's data after it. */
+  undoUpdate?: (data: Record<string, unknown>) => Promise<unknown>
 }
 
 function isDatabaseError(err: unknown): boolean {
-  const e = err as { name?: string; driverError?: unknown; code?: unknown }
+  const e = err as { name?: string; driverError?: unknown }
   return (
     e?.name === "QueryFailedError" ||
     e?.driverError !== undefined ||
@@ -26,14 +28,17 @@ function isDatabaseError(err: unknown): boolean {
 }
 
 /**
- * The plugin's one way to reach a payment provider. It drives the host's
- * paymentProviderService (so every installed provider works, processors and
- * legacy payment services alike), bounds each call in time, turns crashes into
- * errors that name the provider, and remembers what the provider created or
- * authorized so a failed transaction can undo it there.
+ * The plugin's one way to reach a payment provider, one per request. It drives
+ * the host's paymentProviderService (so every installed provider works,
+ * processors and legacy payment services alike), bounds the provider's time,
+ * turns crashes into errors that name the provider, and learns from the
+ * provider itself (see provider-instrumentation) what it created, authorized
+ * or updated, so that a request that does not commit undoes it there — also
+ * when the provider answers only after the request gave up on it.
  */
 export class ProviderGateway {
-  private readonly effects: ProviderSideEffect[] = []
+  private readonly undos: Undo[] = []
+  private undone = false
 
   constructor(
     private readonly paymentProviderService: PaymentProviderService,
@@ -52,30 +57,48 @@ export class ProviderGateway {
   }
 
   get hasSideEffects(): boolean {
-    return this.effects.length > 0
+    return this.undos.length > 0
   }
 
+  /**
+   * Runs `work` — a paymentProviderService call that asks `providerId` — and
+   * answers 504 when the provider is still busy after the timeout. Time spent
+   * in the database around the provider call (core writes rows in the same
+   * call) does not count: it is bounded by the transaction's lock_timeout.
+   */
   async call<T>(
     providerId: string,
     operation: string,
-    work: () => Promise<T>
+    work: () => Promise<T>,
+    options: CallOptions = {}
   ): Promise<T> {
+    instrumentProvider(this.paymentProviderService.retrieveProvider(providerId))
+    let inFlight = 0
+    const observer: ProviderCallObserver = {
+      providerCallStarted: () => void inFlight++,
+      providerCallFinished: () => void inFlight--,
+      providerDid: (effect) => this.remember(providerId, effect, options),
+    }
+
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
+      const check = () => {
+        if (inFlight > 0) {
           reject(
             paymentProviderUnavailable(
               providerId,
               504,
               `Payment provider ${providerId} did not answer ${operation} within ${this.timeoutMs} ms`
             )
-          ),
-        this.timeoutMs
-      )
+          )
+        } else {
+          timer = setTimeout(check, this.timeoutMs)
+        }
+      }
+      timer = setTimeout(check, this.timeoutMs)
     })
     try {
-      return await Promise.race([work(), timeout])
+      return await Promise.race([observeProviderCalls(observer, work), timeout])
     } catch (err) {
       if (isMedusaError(err) || isDatabaseError(err)) {
         throw err
@@ -91,39 +114,37 @@ export class ProviderGateway {
     }
   }
 
-  recordInitiated(session: PaymentSession): void {
-    this.effects.push({
-      description: `initiated payment session ${session.id}`,
-      providerId: session.provider_id,
-      undo: () => this.deleteAtProvider(session),
-    })
-  }
-
-  recordAuthorized(session: PaymentSession): void {
-    this.effects.push({
-      description: `authorized payment session ${session.id}`,
-      providerId: session.provider_id,
-      undo: () => this.cancelAtProvider(session),
-    })
-  }
-
-  /**
-   * An update is taken back by updating again with the input the session had
-   * before. Core's updateSession then also rewrites the session's row, with the
-   * values the rollback restored.
-   */
-  recordUpdated(
-    updated: PaymentSession,
-    previousInput: Parameters<PaymentProviderService["updateSession"]>[1]
+  private remember(
+    providerId: string,
+    effect: ProviderEffect,
+    options: CallOptions
   ): void {
-    this.effects.push({
-      description: `updated payment session ${updated.id}`,
-      providerId: updated.provider_id,
-      undo: () =>
-        this.paymentProviderService
-          .withTransaction(this.baseManager)
-          .updateSession(updated, previousInput),
-    })
+    const run = this.undoFor(providerId, effect, options)
+    if (!run) {
+      return
+    }
+    const undo = { description: `${effect.kind} payment`, providerId, run }
+    if (this.undone) {
+      // The provider answered after the request gave up: take it back now.
+      void this.runUndo(undo)
+      return
+    }
+    this.undos.push(undo)
+  }
+
+  private undoFor(
+    providerId: string,
+    effect: ProviderEffect,
+    options: CallOptions
+  ): (() => Promise<unknown>) | undefined {
+    switch (effect.kind) {
+      case "initiated":
+        return () => this.deleteAtProvider(providerId, effect.data)
+      case "authorized":
+        return () => this.cancelAtProvider(providerId, effect.data)
+      case "updated":
+        return options.undoUpdate && (() => options.undoUpdate!(effect.data))
+    }
   }
 
   /**
@@ -132,42 +153,48 @@ export class ProviderGateway {
    * logged: the client already gets the original error.
    */
   async undo(): Promise<void> {
-    while (this.effects.length) {
-      const effect = this.effects.pop()!
-      try {
-        await this.call(effect.providerId, `undo: ${effect.description}`, effect.undo)
-      } catch (err) {
-        this.logger.error(
-          `medusa-plugin-payment-collections: could not undo at provider ${effect.providerId} (${effect.description}): ${(err as Error).message}`
-        )
-      }
+    this.undone = true
+    while (this.undos.length) {
+      await this.runUndo(this.undos.pop()!)
     }
   }
 
-  private async deleteAtProvider(session: PaymentSession): Promise<void> {
-    const provider = this.paymentProviderService.retrieveProvider(
-      session.provider_id
-    ) as unknown
+  private async runUndo(undo: Undo): Promise<void> {
+    try {
+      await this.call(undo.providerId, `undo the ${undo.description}`, undo.run)
+    } catch (err) {
+      this.logger.error(
+        `medusa-plugin-payment-collections: could not undo the ${undo.description} at provider ${undo.providerId}: ${(err as Error).message}`
+      )
+    }
+  }
+
+  private async deleteAtProvider(
+    providerId: string,
+    data: Record<string, unknown>
+  ): Promise<void> {
+    const provider = this.paymentProviderService.retrieveProvider(providerId) as unknown
     if (provider instanceof AbstractPaymentProcessor) {
-      await provider.deletePayment(session.data)
+      await provider.deletePayment(data)
       return
     }
     await (provider as LegacyPaymentService)
       .withTransaction(this.baseManager)
-      .deletePayment(session)
+      .deletePayment({ provider_id: providerId, data })
   }
 
-  private async cancelAtProvider(session: PaymentSession): Promise<void> {
-    const provider = this.paymentProviderService.retrieveProvider(
-      session.provider_id
-    ) as unknown
+  private async cancelAtProvider(
+    providerId: string,
+    data: Record<string, unknown>
+  ): Promise<void> {
+    const provider = this.paymentProviderService.retrieveProvider(providerId) as unknown
     if (provider instanceof AbstractPaymentProcessor) {
-      await provider.cancelPayment(session.data)
+      await provider.cancelPayment(data)
       return
     }
     await (provider as LegacyPaymentService)
       .withTransaction(this.baseManager)
-      .cancelPayment({ data: session.data })
+      .cancelPayment({ provider_id: providerId, data })
   }
 }
 

@@ -15,7 +15,14 @@ export type RequestedSession = {
   session_id?: string
 }
 
+/** What happens to one requested session, in the order they were requested. */
+export type PlanStep<S extends ExistingSession> =
+  | { kind: "create"; wanted: RequestedSession }
+  | { kind: "update"; session: S; amount: number }
+  | { kind: "keep"; session: S }
+
 export type SessionPlan<S extends ExistingSession> = {
+  steps: PlanStep<S>[]
   /** New sessions to initiate at their provider. */
   create: RequestedSession[]
   /** Existing sessions whose amount changes (provider update). */
@@ -38,8 +45,11 @@ export function isAuthorized(session: ExistingSession): boolean {
  * Rules (core's, with its gaps closed):
  * - amounts are positive integers that add up to the collection's amount;
  * - every provider must be usable (enabled for the region and installed);
- * - a `session_id` of the collection updates that session, an unknown one
- *   starts a new session (as core does);
+ * - a `session_id` of the collection updates that session (same provider);
+ * - a session listed without a known `session_id` reuses an unlisted session
+ *   of the same provider and amount, else it is new — so sending the same
+ *   batch twice changes nothing the second time (a session whose provider
+ *   refused it is not reused: listing it again asks for a fresh attempt);
  * - an authorized session is never changed or removed: it must be listed again
  *   with its provider and amount.
  */
@@ -81,21 +91,24 @@ export function planSessions<S extends ExistingSession>(input: {
     )
   }
 
+  const listedIds = requested.flatMap((s) => (s.session_id ? [s.session_id] : []))
+  const duplicate = listedIds.find((id, i) => listedIds.indexOf(id) !== i)
+  if (duplicate) {
+    throw new MedusaError(
+      MedusaError.Types.INVALID_DATA,
+      `Payment session ${duplicate} is listed more than once`
+    )
+  }
+
   const byId = new Map(existing.map((s) => [s.id, s]))
   const claimed = new Set<string>()
-  const plan: SessionPlan<S> = { create: [], update: [], keep: [], remove: [] }
+  const steps: (PlanStep<S> | undefined)[] = requested.map(() => undefined)
 
-  for (const wanted of requested) {
+  // Sessions named by id first, so a reused session is never one named later.
+  requested.forEach((wanted, index) => {
     const current = wanted.session_id ? byId.get(wanted.session_id) : undefined
     if (!current) {
-      plan.create.push({ provider_id: wanted.provider_id, amount: wanted.amount })
-      continue
-    }
-    if (claimed.has(current.id)) {
-      throw new MedusaError(
-        MedusaError.Types.INVALID_DATA,
-        `Payment session ${current.id} is listed more than once`
-      )
+      return
     }
     claimed.add(current.id)
     if (current.provider_id !== wanted.provider_id) {
@@ -105,17 +118,40 @@ export function planSessions<S extends ExistingSession>(input: {
       )
     }
     if (current.amount === wanted.amount) {
-      plan.keep.push(current)
+      steps[index] = { kind: "keep", session: current }
     } else if (isAuthorized(current)) {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
         `Payment session ${current.id} is authorized; its amount cannot change`
       )
     } else {
-      plan.update.push({ session: current, amount: wanted.amount })
+      steps[index] = { kind: "update", session: current, amount: wanted.amount }
     }
-  }
+  })
 
+  requested.forEach((wanted, index) => {
+    if (steps[index]) {
+      return
+    }
+    const reusable = existing.find(
+      (s) =>
+        !claimed.has(s.id) &&
+        s.provider_id === wanted.provider_id &&
+        s.amount === wanted.amount &&
+        s.status !== "error"
+    )
+    if (reusable) {
+      claimed.add(reusable.id)
+      steps[index] = { kind: "keep", session: reusable }
+    } else {
+      steps[index] = {
+        kind: "create",
+        wanted: { provider_id: wanted.provider_id, amount: wanted.amount },
+      }
+    }
+  })
+
+  const remove: S[] = []
   for (const session of existing) {
     if (claimed.has(session.id)) {
       continue
@@ -126,10 +162,19 @@ export function planSessions<S extends ExistingSession>(input: {
         `Payment session ${session.id} is authorized and cannot be removed`
       )
     }
-    plan.remove.push(session)
+    remove.push(session)
   }
 
-  return plan
+  const ordered = steps as PlanStep<S>[]
+  return {
+    steps: ordered,
+    create: ordered.flatMap((s) => (s.kind === "create" ? [s.wanted] : [])),
+    update: ordered.flatMap((s) =>
+      s.kind === "update" ? [{ session: s.session, amount: s.amount }] : []
+    ),
+    keep: ordered.flatMap((s) => (s.kind === "keep" ? [s.session] : [])),
+    remove,
+  }
 }
 
 /** Core's collection statuses after an authorization attempt. */

@@ -361,7 +361,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           const provider = this.gateway()
           try {
             return await this.manager_.transaction(async (tx) => {
-              const collection = await lockCollectionNoWait(tx, collectionId)
+              const collection = await lockCollectionNoWait(
+                tx,
+                collectionId,
+                Math.max(1, deadline - Date.now())
+              )
               if (!collection) {
                 throw new MedusaError(
                   MedusaError.Types.NOT_FOUND,
@@ -470,24 +474,30 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         { provider_id: session.provider_id, amount },
         customer
       )
-      const updated = await provider.call(session.provider_id, "update the payment", () =>
-        this.paymentProviderService_.withTransaction(tx).updateSession(session, input)
+      const previousInput = this.sessionInput(
+        collection,
+        { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
+        customer
       )
-      provider.recordUpdated(
-        updated,
-        this.sessionInput(
-          collection,
-          { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
-          customer
-        )
+      const updated = await provider.call(
+        session.provider_id,
+        "update the payment",
+        () => this.paymentProviderService_.withTransaction(tx).updateSession(session, input),
+        {
+          // Taking an update back rewrites the row too, with the values the
+          // rollback restored.
+          undoUpdate: (data) =>
+            this.paymentProviderService_
+              .withTransaction(this.manager_)
+              .updateSession({ id: session.id, provider_id: session.provider_id, data }, previousInput),
+        }
       )
       resulting.set(session.id, updated)
     }
     await this.removeSessions(tx, provider, plan.remove)
 
-    const payment_sessions = requested.map(
-      (wanted) =>
-        (wanted.session_id && resulting.get(wanted.session_id)) || created.shift()!
+    const payment_sessions = plan.steps.map((step) =>
+      step.kind === "create" ? created.shift()! : resulting.get(step.session.id)!
     )
     return { ...collection, region, payment_sessions }
   }
@@ -505,7 +515,6 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       "initiate the payment",
       () => this.paymentProviderService_.withTransaction(tx).createSession(input)
     )
-    provider.recordInitiated(session)
     await linkSession(tx, collection.id, session.id)
     return session
   }
@@ -598,7 +607,6 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       if (result?.status !== "authorized") {
         continue
       }
-      provider.recordAuthorized(result)
       authorizedAmount += session.amount ?? 0
       const payment = await provider.call(
         session.provider_id,

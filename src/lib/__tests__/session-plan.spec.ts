@@ -44,13 +44,82 @@ describe("planSessions", () => {
       existing: [kept, dropped],
       requested: [
         { provider_id: "manual", amount: 600, session_id: "ps_keep" },
-        { provider_id: "test-pay", amount: 400 },
+        { provider_id: "test-pay", amount: 300 },
+        { provider_id: "manual", amount: 100 },
       ],
       usableProviders: usable,
     })
     expect(plan.keep).toEqual([kept])
-    expect(plan.create).toEqual([{ provider_id: "test-pay", amount: 400 }])
+    expect(plan.create).toEqual([
+      { provider_id: "test-pay", amount: 300 },
+      { provider_id: "manual", amount: 100 },
+    ])
     expect(plan.remove).toEqual([dropped])
+    expect(plan.steps.map((s) => s.kind)).toEqual(["keep", "create", "create"])
+  })
+
+  it("reuses an unlisted session of the same provider and amount, so the same batch twice changes nothing", () => {
+    const a = session({ id: "ps_a", amount: 400, provider_id: "test-pay" })
+    const b = session({ id: "ps_b", amount: 600 })
+    const plan = planSessions({
+      collectionAmount: 1000,
+      existing: [a, b],
+      requested: [
+        { provider_id: "manual", amount: 600 },
+        { provider_id: "test-pay", amount: 400 },
+      ],
+      usableProviders: usable,
+    })
+    expect(plan.create).toEqual([])
+    expect(plan.remove).toEqual([])
+    expect(plan.steps).toEqual([
+      { kind: "keep", session: b },
+      { kind: "keep", session: a },
+    ])
+  })
+
+  it("does not reuse a session its provider refused", () => {
+    const refused = session({ id: "ps_err", amount: 1000, status: "error" })
+    const plan = planSessions({
+      collectionAmount: 1000,
+      existing: [refused],
+      requested: [{ provider_id: "manual", amount: 1000 }],
+      usableProviders: usable,
+    })
+    expect(plan.create).toEqual([{ provider_id: "manual", amount: 1000 }])
+    expect(plan.remove).toEqual([refused])
+  })
+
+  it("refuses the same unknown session_id listed twice", () => {
+    const err = errorOf(() =>
+      planSessions({
+        collectionAmount: 1000,
+        existing: [],
+        requested: [
+          { provider_id: "manual", amount: 500, session_id: "ps_other" },
+          { provider_id: "manual", amount: 500, session_id: "ps_other" },
+        ],
+        usableProviders: usable,
+      })
+    )
+    expect(err.type).toBe("invalid_data")
+  })
+
+  it("never reuses a session that another entry names by id", () => {
+    const a = session({ id: "ps_a", amount: 500 })
+    const plan = planSessions({
+      collectionAmount: 1000,
+      existing: [a],
+      requested: [
+        { provider_id: "manual", amount: 500 },
+        { provider_id: "manual", amount: 500, session_id: "ps_a" },
+      ],
+      usableProviders: usable,
+    })
+    expect(plan.steps).toEqual([
+      { kind: "create", wanted: { provider_id: "manual", amount: 500 } },
+      { kind: "keep", session: a },
+    ])
   })
 
   it("updates a listed session whose amount changes", () => {
