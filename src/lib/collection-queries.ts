@@ -108,36 +108,83 @@ export async function listPayments(
   )
 }
 
+type ProviderFlags = { id: string; is_installed: boolean; enabled: boolean }
+
+/**
+ * The providers enabled on region `r`, with the plugin's switch: a JSON array
+ * of ProviderFlags (ids and booleans only, so JSON loses nothing).
+ */
+const PROVIDERS_OF_REGION = `(
+  SELECT json_agg(json_build_object(
+           'id', pp.id,
+           'is_installed', pp.is_installed,
+           'enabled', COALESCE(s.is_enabled, true))
+         ORDER BY pp.id)
+    FROM region_payment_providers rpp
+    JOIN payment_provider pp ON pp.id = rpp.provider_id
+    LEFT JOIN payment_collection_provider_setting s ON s.provider_id = pp.id
+   WHERE rpp.region_id = r.id)`
+
+function withProviders(region: RegionRow, providers: ProviderFlags[]): RegionWithProviders {
+  return {
+    region: {
+      ...region,
+      payment_providers: providers.map(({ id, is_installed }) => ({ id, is_installed })),
+    },
+    enabledProviderIds: providers.filter((p) => p.enabled).map((p) => p.id),
+  }
+}
+
 /** The region as core's `region.payment_providers` relation returns it. */
 export async function regionWithProviders(
-  tx: EntityManager,
+  manager: EntityManager,
   regionId: string
 ): Promise<RegionWithProviders> {
-  const rows: (RegionRow & {
-    __providers: { id: string; is_installed: boolean; enabled: boolean }[] | null
-  })[] = await tx.query(
+  const rows: (RegionRow & { __providers: ProviderFlags[] | null })[] = await manager.query(
     `SELECT r.*,
-            (SELECT json_agg(json_build_object(
-                      'id', pp.id,
-                      'is_installed', pp.is_installed,
-                      'enabled', COALESCE(s.is_enabled, true))
-                    ORDER BY pp.id)
-               FROM region_payment_providers rpp
-               JOIN payment_provider pp ON pp.id = rpp.provider_id
-               LEFT JOIN payment_collection_provider_setting s ON s.provider_id = pp.id
-              WHERE rpp.region_id = r.id) AS __providers
+            ${PROVIDERS_OF_REGION} AS __providers
        FROM region r
       WHERE r.id = $1`,
     [regionId]
   )
   const { __providers, ...region } = rows[0]
-  const providers = __providers ?? []
+  return withProviders(region as RegionRow, __providers ?? [])
+}
+
+/**
+ * For the locked paths, in one statement after the lock: the collection's
+ * sessions (read after the lock, so no other request's change is missed) and
+ * its region with the providers usable for it. Region columns come as they
+ * are (`r.*`, whatever extends the table); session columns are prefixed.
+ */
+export async function readSessionsAndRegion(
+  tx: EntityManager,
+  collection: { id: string; region_id: string }
+): Promise<RegionWithProviders & { sessions: SessionRow[] }> {
+  const rows: Record<string, unknown>[] = await tx.query(
+    `SELECT r.*,
+            ${PROVIDERS_OF_REGION} AS "__providers",
+            ${SESSION_COLUMNS.map((c) => `ps.${c} AS "__s_${c}"`).join(", ")}
+       FROM region r
+       LEFT JOIN payment_collection_sessions pcs ON pcs.payment_collection_id = $2
+       LEFT JOIN payment_session ps ON ps.id = pcs.payment_session_id
+      WHERE r.id = $1
+      ORDER BY ps.created_at, ps.id`,
+    [collection.region_id, collection.id]
+  )
+  const first = rows[0] ?? {}
+  const region = Object.fromEntries(
+    Object.entries(first).filter(([k]) => !k.startsWith("__"))
+  ) as RegionRow
+  const providers = (first.__providers ?? []) as ProviderFlags[]
   return {
-    region: {
-      ...(region as RegionRow),
-      payment_providers: providers.map(({ id, is_installed }) => ({ id, is_installed })),
-    },
-    enabledProviderIds: providers.filter((p) => p.enabled).map((p) => p.id),
+    ...withProviders(region, providers),
+    sessions: rows
+      .filter((row) => row.__s_id !== null && row.__s_id !== undefined)
+      .map(
+        (row) =>
+          Object.fromEntries(SESSION_COLUMNS.map((c) => [c, row[`__s_${c}`]])) as SessionRow
+      ),
   }
 }
 

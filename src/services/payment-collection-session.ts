@@ -20,6 +20,7 @@ import {
   regionWithProviders,
   readCollectionWithSessions,
   readRegion,
+  readSessionsAndRegion,
   saveCollectionStatus,
 } from "../lib/collection-queries"
 import {
@@ -29,6 +30,7 @@ import {
   isRetryableConflict,
   pgCode,
 } from "../lib/errors"
+import { AlreadySetHints } from "../lib/already-set-hints"
 import { KeyedQueue } from "../lib/keyed-queue"
 import { ProviderGateway } from "../lib/provider-gateway"
 import {
@@ -85,6 +87,8 @@ const MAX_CONFLICT_ATTEMPTS = 3
 
 /** One per process: see KeyedQueue for why it exists next to the row lock. */
 const collectionQueue = new KeyedQueue()
+/** One per process: which collections are worth trying the lock-free read on. */
+const alreadySetHints = new AlreadySetHints()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -154,9 +158,10 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     providerId: string,
     customerId?: string
   ): Promise<CollectionWithSessions> {
-    const unchanged = customerId
-      ? undefined
-      : await this.answerIfAlreadySet(collectionId, providerId)
+    const unchanged =
+      customerId || !alreadySetHints.suggests(collectionId, providerId)
+        ? undefined
+        : await this.answerIfAlreadySet(collectionId, providerId)
     if (unchanged) {
       return unchanged
     }
@@ -164,21 +169,16 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
-        const existing = await listSessions(tx, collection.id)
-        const sameProvider = existing.find((s) => s.provider_id === providerId)
+        const current = await readSessionsAndRegion(tx, collection)
+        const sameProvider = current.sessions.find((s) => s.provider_id === providerId)
         const wanted: RequestedSession = {
           provider_id: providerId,
           amount: collection.amount,
           session_id: sameProvider?.id,
         }
-        return await this.applySessions(
-          tx,
-          collection,
-          provider,
-          existing,
-          [wanted],
-          customerId
-        )
+        const answer = await this.applySessions(tx, collection, provider, current, [wanted], customerId)
+        alreadySetHints.remember(collection.id, providerId)
+        return answer
       }
     )
   }
@@ -230,15 +230,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const existing = await listSessions(tx, collection.id)
-        return await this.applySessions(
-          tx,
-          collection,
-          provider,
-          existing,
-          requested,
-          customerId
-        )
+        const current = await readSessionsAndRegion(tx, collection)
+        return await this.applySessions(tx, collection, provider, current, requested, customerId)
       }
     )
   }
@@ -295,7 +288,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       collectionId,
       async (tx, collection, provider) => {
         this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const sessions = await listSessions(tx, collection.id)
+        const { sessions, enabledProviderIds } = await readSessionsAndRegion(tx, collection)
         const session = sessions.find((s) => s.id === sessionId)
         if (!session) {
           throw new MedusaError(
@@ -309,7 +302,6 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
             `Payment session ${sessionId} is authorized and cannot be refreshed`
           )
         }
-        const { enabledProviderIds } = await regionWithProviders(tx, collection.region_id)
         if (!this.usableProviders(provider, enabledProviderIds).has(session.provider_id)) {
           throw new MedusaError(
             MedusaError.Types.INVALID_DATA,
@@ -442,14 +434,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     tx: EntityManager,
     collection: CollectionRow,
     provider: ProviderGateway,
-    existing: SessionRow[],
+    current: RegionWithProviders & { sessions: SessionRow[] },
     requested: RequestedSession[],
     customerId?: string
   ): Promise<CollectionWithSessions> {
-    const { region, enabledProviderIds } = await regionWithProviders(
-      tx,
-      collection.region_id
-    )
+    const { region, enabledProviderIds, sessions: existing } = current
     const plan = planSessions({
       collectionAmount: collection.amount,
       existing,
