@@ -1,4 +1,5 @@
 import { adminApi, api } from "./helpers/http"
+import { linkedSessions as sessionRows } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -7,15 +8,6 @@ function createSession(collectionId: string, body: unknown) {
   return api.post(`/store/payment-collections/${collectionId}/sessions`, body)
 }
 
-async function sessionRows(collectionId: string) {
-  const { rows } = await db.query(
-    `SELECT ps.* FROM payment_session ps
-       JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
-      WHERE pcs.payment_collection_id = $1`,
-    [collectionId]
-  )
-  return rows
-}
 
 describe("POST /store/payment-collections/:id/sessions (Create a Payment Session)", () => {
   let region: any

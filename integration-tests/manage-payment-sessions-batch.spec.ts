@@ -1,4 +1,5 @@
 import { api } from "./helpers/http"
+import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -13,28 +14,12 @@ function authorizeBatch(collectionId: string, sessionIds: string[]) {
   return api.post(`/store/payment-collections/${collectionId}/sessions/batch/authorize`, { session_ids: sessionIds })
 }
 
-/** The collection's sessions in the database (through the join table), oldest first. */
-async function sessionRows(collectionId: string) {
-  const { rows } = await db.query(
-    `SELECT ps.* FROM payment_session ps
-       JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
-      WHERE pcs.payment_collection_id = $1
-      ORDER BY ps.created_at, ps.id`,
-    [collectionId]
-  )
-  return rows
-}
 
 /** Compares sets of sessions regardless of order. */
 function summary(sessions: { provider_id: string; amount: number }[]) {
   return sessions.map((s) => `${s.provider_id}:${s.amount}`).sort()
 }
 
-async function sessionExists(sessionId: string) {
-  const session = await db.query(`SELECT 1 FROM payment_session WHERE id = $1`, [sessionId])
-  const link = await db.query(`SELECT 1 FROM payment_collection_sessions WHERE payment_session_id = $1`, [sessionId])
-  return { row: session.rowCount === 1, link: link.rowCount === 1 }
-}
 
 async function collectionRow(collectionId: string) {
   const { rows } = await db.query(`SELECT status, authorized_amount FROM payment_collection WHERE id = $1`, [collectionId])

@@ -1,4 +1,5 @@
 import { adminApi, api } from "./helpers/http"
+import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -7,23 +8,7 @@ function refresh(collectionId: string, sessionId: string) {
   return api.post(`/store/payment-collections/${collectionId}/sessions/${sessionId}`)
 }
 
-/** The collection's sessions in the database (through the join table). */
-async function sessionRows(collectionId: string) {
-  const { rows } = await db.query(
-    `SELECT ps.* FROM payment_session ps
-       JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
-      WHERE pcs.payment_collection_id = $1
-      ORDER BY ps.created_at, ps.id`,
-    [collectionId]
-  )
-  return rows
-}
 
-async function sessionExists(sessionId: string) {
-  const session = await db.query(`SELECT 1 FROM payment_session WHERE id = $1`, [sessionId])
-  const link = await db.query(`SELECT 1 FROM payment_collection_sessions WHERE payment_session_id = $1`, [sessionId])
-  return { row: session.rowCount === 1, link: link.rowCount === 1 }
-}
 
 describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Payment Session)", () => {
   let region: any

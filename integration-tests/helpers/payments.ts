@@ -20,6 +20,13 @@ export async function linkedSessions(collectionId: string): Promise<any[]> {
   return rows
 }
 
+/** Whether a session's row, and its link to a collection, still exist. */
+export async function sessionExists(sessionId: string): Promise<{ row: boolean; link: boolean }> {
+  const session = await db.query(`SELECT 1 FROM payment_session WHERE id = $1`, [sessionId])
+  const link = await db.query(`SELECT 1 FROM payment_collection_sessions WHERE payment_session_id = $1`, [sessionId])
+  return { row: session.rowCount === 1, link: link.rowCount === 1 }
+}
+
 /** The payment rows linked to a collection (payment_collection_payments). */
 export async function linkedPayments(collectionId: string): Promise<any[]> {
   const { rows } = await db.query(
