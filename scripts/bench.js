@@ -2,13 +2,25 @@
 "use strict"
 
 // `npm run bench`: the same load against core 1.20.11 alone and against the
-// same host with this plugin, on one database with identical seed data; prints
-// req/s, latency, non-2xx and SQL statements per request, the plugin/core
-// ratios and which targets are met. Options: --duration <s> (or BENCH_DURATION,
-// default 10 s per case), --show-sql[=full] (print the statements of one
-// request of each kind). Uses DATABASE_URL's server when set, else embedded PostgreSQL.
+// same host with this plugin. Both backends run at once on one database with
+// identical seed data (each with its own SQL counter); each case is warmed up on
+// both, then measured in rounds that alternate which backend goes first (core,
+// plugin | plugin, core | ...), one backend loaded at a time while the other
+// idles, so drift (JIT, table growth, autovacuum, caches, other load) lands on
+// both sides. Prints req/s, latency, non-2xx and SQL statements per request,
+// the spread between rounds, the plugin/core ratios and which targets are met.
+// Options: --duration <s> (or BENCH_DURATION, default 10 s per case and
+// backend, split into the rounds), --rounds <n> (or BENCH_ROUNDS, default 3),
+// --warmup <s> (per case and backend before the rounds, default 3),
+// --show-sql[=full] (print the statements of one request of each kind),
+// --profile <case> [--profile-dir <dir>] (instead of the bench: CPU-profile
+// both backends under --duration s of that case, one after the other, and
+// compare where the time goes). Uses DATABASE_URL's server when set, else
+// embedded PostgreSQL.
 
 const crypto = require("crypto")
+const fs = require("fs")
+const os = require("os")
 const path = require("path")
 const autocannon = require("autocannon")
 const { Client } = require("pg")
@@ -18,12 +30,22 @@ const { freePort } = require("./lib/net")
 const { httpJson, expectOk } = require("./lib/http-json")
 const seed = require("./lib/bench-seed")
 const report = require("./lib/bench-report")
+const profiling = require("./lib/bench-profile")
 
 const HOST_DIR = path.join(REPO_ROOT, "integration-tests", "host")
 const SQL_COUNTER = path.join(__dirname, "lib", "sql-counter.js")
+const CPU_PROFILER = path.join(__dirname, "lib", "cpu-profiler.js")
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 const CONNECTIONS = 10
+// Before the first case (each backend, GET). Before each case, each backend
+// runs the case itself for --warmup s (default below): V8 is still speeding a
+// path up during its first seconds of load.
 const WARMUP_SECONDS = 1
+const CASE_WARMUP_SECONDS = 3
+// autocannon ends a run at its first sample tick after `duration`: ticks every
+// 100 ms keep short rounds close to their nominal length (the real length is
+// measured and used).
+const SAMPLE_INTERVAL_MS = 100
 const SLOW_PROVIDER_MS = 200
 // Fresh collections per second of a case that uses each collection once; well
 // above what 10 connections reach here. Running out is reported, not hidden.
@@ -39,17 +61,36 @@ function usageError(message) {
   return Object.assign(new Error(message), { usage: true })
 }
 
+const CASE_IDS = ["update", "create", "get", "authorize", "create_slow"]
+const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>]"
+
 function parseArgs(argv, env) {
-  const options = { duration: Number(env.BENCH_DURATION || 10), showSql: null }
+  const options = {
+    duration: Number(env.BENCH_DURATION || 10),
+    rounds: Number(env.BENCH_ROUNDS || 3),
+    warmup: CASE_WARMUP_SECONDS,
+    showSql: null,
+    profile: null,
+    profileDir: null,
+  }
+  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir" }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
-    if (arg === "--duration") options.duration = Number(argv[++i])
-    else if (arg.startsWith("--duration=")) options.duration = Number(arg.slice("--duration=".length))
-    else if (arg === "--show-sql") options.showSql = "summary"
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
+    if (valued[flag]) {
+      const value = inline !== undefined ? inline : argv[++i]
+      if (value === undefined) throw usageError(`${flag} needs a value (${USAGE})`)
+      options[valued[flag]] = ["duration", "rounds", "warmup"].includes(valued[flag]) ? Number(value) : value
+    } else if (arg === "--show-sql") options.showSql = "summary"
     else if (arg === "--show-sql=full") options.showSql = "full"
-    else throw usageError(`unknown argument ${arg} (options: --duration <s>, --show-sql[=full])`)
+    else throw usageError(`unknown argument ${arg} (${USAGE})`)
   }
   if (!(options.duration > 0)) throw usageError("--duration must be a number of seconds > 0")
+  if (!(Number.isInteger(options.rounds) && options.rounds >= 1)) throw usageError("--rounds must be an integer >= 1")
+  if (!(options.warmup >= 0)) throw usageError("--warmup must be a number of seconds >= 0")
+  if (options.profile !== null && !CASE_IDS.includes(options.profile)) {
+    throw usageError(`--profile takes a case: ${CASE_IDS.join(", ")}`)
+  }
   return options
 }
 
@@ -64,42 +105,57 @@ function sqlCounterAt(url) {
 }
 
 // Requests cut off when a run ends are still finished by the server: wait
-// until the count stops moving before reading it.
-async function settledCount(counter) {
+// until the count stops moving before reading it. Answers the count and the
+// backend's CPU time (µs) at that point.
+async function settledReading(counter) {
   const deadline = Date.now() + SETTLE_TIMEOUT_MS
-  let last = (await counter.read()).count
+  let last = await counter.read()
   for (;;) {
     await sleep(SETTLE_POLL_MS)
-    const now = (await counter.read()).count
-    if (now === last || Date.now() > deadline) return now
+    const now = await counter.read()
+    if (now.count === last.count || Date.now() > deadline) return now
     last = now
   }
 }
 
-// ---------------------------------------------------------------- backends
-
-function preloadOptions(existing) {
-  return [existing, `--require ${JSON.stringify(SQL_COUNTER)}`].filter(Boolean).join(" ")
+async function settledCount(counter) {
+  return (await settledReading(counter)).count
 }
 
-async function bootBackend(ctx, name, dbUrl) {
+// ---------------------------------------------------------------- backends
+
+function preloadOptions(existing, preloads) {
+  return [existing, ...preloads.map((file) => `--require ${JSON.stringify(file)}`)].filter(Boolean).join(" ")
+}
+
+function profilerAt(url) {
+  return {
+    start: () => expectOk("cpu-profiler", "POST", `${url}/start`),
+    stop: async () => (await expectOk("cpu-profiler", "POST", `${url}/stop`)).body,
+  }
+}
+
+async function bootBackend(ctx, name, dbUrl, { profile = false } = {}) {
   const counterPort = await freePort()
+  const profilerPort = profile ? await freePort() : null
   log(`starting ${name} backend`)
   const backend = await startBackend({
     hostDir: HOST_DIR,
     databaseUrl: dbUrl,
     env: {
       HOST_WITHOUT_PLUGIN: name === "core" ? "1" : "0",
-      NODE_OPTIONS: preloadOptions(process.env.NODE_OPTIONS),
+      NODE_OPTIONS: preloadOptions(process.env.NODE_OPTIONS, profile ? [SQL_COUNTER, CPU_PROFILER] : [SQL_COUNTER]),
       SQL_COUNTER_PORT: String(counterPort),
+      ...(profile ? { CPU_PROFILER_PORT: String(profilerPort) } : {}),
     },
   })
-  ctx.backend = backend
+  ctx.backends.push(backend)
   const counter = sqlCounterAt(`http://127.0.0.1:${counterPort}`)
   await counter.read().catch((err) => {
     throw new Error(`${name} backend: the SQL counter does not answer on port ${counterPort} (${err.message})\n${backend.output()}`)
   })
-  return { name, url: backend.url, counter }
+  const profiler = profile ? profilerAt(`http://127.0.0.1:${profilerPort}`) : null
+  return { name, url: backend.url, counter, profiler }
 }
 
 // Statements through a pg copy other than the root one are counted as well;
@@ -112,10 +168,11 @@ async function reportOtherPgCopies(backend) {
   }
 }
 
-async function stopBackend(ctx) {
-  const backend = ctx.backend
-  ctx.backend = null
-  if (backend) await backend.stop()
+async function stopBackends(ctx) {
+  const backends = ctx.backends.splice(0)
+  const stopped = await Promise.allSettled(backends.map((backend) => backend.stop()))
+  const failed = stopped.find((s) => s.status === "rejected")
+  if (failed) throw failed.reason
 }
 
 // The plugin marks its answers; this proves which code served the run.
@@ -222,22 +279,29 @@ function fixedLoad(request) {
   return { exhausted: false, request: encode(request) }
 }
 
-function benchCases(data) {
+/**
+ * The timed cases. `load(data)` makes a load spec from one backend's seed data;
+ * each backend gets one spec per case, shared by its warm-up and all its
+ * rounds, so a fresh collection is used once across all of them (and the two
+ * backends never share one).
+ */
+function benchCases() {
   return [
-    { id: "update", title: "POST /:id/sessions, one collection re-posted (update path)", load: () => fixedLoad(requestOf.session(data.update)) },
-    { id: "create", title: "POST /:id/sessions, a fresh collection each (create path)", load: () => rotating(data.create, (id) => requestOf.session(id)) },
-    { id: "get", title: "GET /:id", load: () => fixedLoad(requestOf.get(data.get)) },
-    { id: "authorize", title: "POST /:id/sessions/batch/authorize, a fresh collection each", load: () => rotating(data.authorize, requestOf.authorize) },
+    { id: "update", title: "POST /:id/sessions, one collection re-posted (update path)", load: (data) => fixedLoad(requestOf.session(data.update)) },
+    { id: "create", title: "POST /:id/sessions, a fresh collection each (create path)", load: (data) => rotating(data.create, (id) => requestOf.session(id)) },
+    { id: "get", title: "GET /:id", load: (data) => fixedLoad(requestOf.get(data.get)) },
+    { id: "authorize", title: "POST /:id/sessions/batch/authorize, a fresh collection each", load: (data) => rotating(data.authorize, requestOf.authorize) },
     {
       id: "create_slow",
       title: `POST /:id/sessions create path, test-pay ${SLOW_PROVIDER_MS} ms per call`,
-      load: () => rotating(data.slowCreate, (id) => requestOf.session(id, "test-pay")),
+      load: (data) => rotating(data.slowCreate, (id) => requestOf.session(id, "test-pay")),
       before: (backend) => expectOk("test-pay", "POST", `${backend.url}/test-pay/behaviour`, { body: { initiatePayment: { delayMs: SLOW_PROVIDER_MS } } }),
       after: (backend) => expectOk("test-pay", "POST", `${backend.url}/test-pay/reset`),
     },
   ].map((c, i) => ({ ...c, number: i + 1 }))
 }
 
+/** One autocannon run; `result` is autocannon's per-run result (histograms encoded, for merging). */
 function runAutocannon(ctx, url, duration, spec) {
   let firstFailure = null
   const request = {
@@ -247,8 +311,9 @@ function runAutocannon(ctx, url, duration, spec) {
       if (!firstFailure && (status < 200 || status >= 300)) firstFailure = `${status} ${String(body).slice(0, 200)}`
     },
   }
+  const opts = { url, connections: CONNECTIONS, duration, sampleInt: SAMPLE_INTERVAL_MS, skipAggregateResult: true, requests: [request] }
   return new Promise((resolve, reject) => {
-    ctx.load = autocannon({ url, connections: CONNECTIONS, duration, requests: [request] }, (err, result) => {
+    ctx.load = autocannon(opts, (err, result) => {
       ctx.load = null
       if (err) reject(err)
       else resolve({ result, firstFailure })
@@ -256,51 +321,180 @@ function runAutocannon(ctx, url, duration, spec) {
   })
 }
 
-function metricsOf(result, statements) {
+function roundMetrics({ result, statements, cpuMicros }) {
+  const merged = autocannon.aggregateResult([result], { url: "http://127.0.0.1" })
   return {
-    rps: result.requests.total / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    completed: result.requests.total,
-    sent: result.requests.sent,
-    non2xx: result.non2xx,
-    errors: result.errors,
+    rps: result.totalCompletedRequests / result.duration,
+    p50: merged.latency.p50,
+    p99: merged.latency.p99,
+    seconds: result.duration,
+    completed: result.totalCompletedRequests,
+    sent: result.totalRequests,
+    statements,
+    cpuMsPerRequest: cpuPerRequest(cpuMicros, result.totalRequests),
+  }
+}
+
+const cpuPerRequest = (micros, sent) => (sent && Number.isFinite(micros) ? micros / 1000 / sent : NaN)
+
+/**
+ * One backend's rounds of a case as one measurement: req/s = all completed
+ * requests / all measured time; p50/p99 from the rounds' latency histograms
+ * merged (autocannon.aggregateResult); rpsMin/rpsMax = the spread between rounds.
+ */
+function metricsOf(rounds) {
+  const sum = (pick) => rounds.reduce((acc, r) => acc + pick(r), 0)
+  const merged = autocannon.aggregateResult(rounds.map((r) => r.result), { url: "http://127.0.0.1" })
+  const perRound = rounds.map(roundMetrics)
+  const completed = sum((r) => r.result.totalCompletedRequests)
+  const sent = sum((r) => r.result.totalRequests)
+  const statements = sum((r) => r.statements)
+  return {
+    rps: completed / sum((r) => r.result.duration),
+    p50: merged.latency.p50,
+    p99: merged.latency.p99,
+    rpsMin: Math.min(...perRound.map((r) => r.rps)),
+    rpsMax: Math.max(...perRound.map((r) => r.rps)),
+    completed,
+    sent,
+    non2xx: sum((r) => r.result.non2xx),
+    errors: sum((r) => r.result.errors),
     statements,
     // Every sent request is finished by the server, cut off at the end or not.
-    sqlPerRequest: result.requests.sent ? statements / result.requests.sent : NaN,
+    sqlPerRequest: sent ? statements / sent : NaN,
+    // The backend process's CPU time (all threads) from settled to settled.
+    cpuMsPerRequest: cpuPerRequest(sum((r) => r.cpuMicros), sent),
+    firstNon2xx: rounds.map((r) => r.firstFailure).find(Boolean) || null,
+    rounds: perRound,
   }
 }
 
-async function measureCase(ctx, backend, benchCase, duration) {
-  if (benchCase.before) await benchCase.before(backend)
-  const spec = benchCase.load()
-  const before = await settledCount(backend.counter)
+/** The machine's CPU time stolen by the hypervisor so far (Linux /proc/stat, in ticks), and all CPU time. */
+function machineTicks() {
+  try {
+    const fields = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number)
+    return { steal: fields[7] || 0, all: fields.reduce((a, b) => a + b, 0) }
+  } catch {
+    return null
+  }
+}
+
+/** A run on `backend` alone: its SQL counter is read settled before and after (cut-off requests finish first). */
+async function measuredRun(ctx, backend, duration, spec) {
+  const before = await settledReading(backend.counter)
+  const ticksBefore = machineTicks()
   const { result, firstFailure } = await runAutocannon(ctx, backend.url, duration, spec)
-  const after = await settledCount(backend.counter)
-  if (benchCase.after) await benchCase.after(backend)
-  const metrics = { ...metricsOf(result, after - before), firstNon2xx: firstFailure }
-  if (spec.exhausted) {
-    metrics.ranOutOfFreshCollections = true
-    log(`WARNING: ${backend.name} ${benchCase.id} used up its fresh collections; later requests re-used them`)
+  const ticksAfter = machineTicks()
+  const after = await settledReading(backend.counter)
+  const stealPercent =
+    ticksBefore && ticksAfter && ticksAfter.all > ticksBefore.all
+      ? (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.all - ticksBefore.all)
+      : NaN
+  return { result, firstFailure, statements: after.count - before.count, cpuMicros: after.cpuMicros - before.cpuMicros, stealPercent }
+}
+
+/** Round r's order: core, plugin | plugin, core | core, plugin | ... */
+function roundOrder(backends, round) {
+  return round % 2 === 0 ? backends : [...backends].reverse()
+}
+
+/**
+ * A case on both backends: warm-up on each, then `rounds` rounds of
+ * duration/rounds seconds per backend in alternating order, one backend
+ * loaded at a time (nothing polls the idle one).
+ */
+async function measureCase(ctx, backends, seeded, benchCase, options) {
+  for (const backend of backends) if (benchCase.before) await benchCase.before(backend)
+  const specs = Object.fromEntries(backends.map((b) => [b.name, benchCase.load(seeded[b.name])]))
+  for (const backend of backends) {
+    if (options.warmup > 0) await runAutocannon(ctx, backend.url, options.warmup, specs[backend.name])
+    await settledCount(backend.counter)
   }
-  log(`${backend.name} ${benchCase.id}: ${metrics.rps.toFixed(1)} req/s, p99 ${metrics.p99} ms, ${metrics.sqlPerRequest.toFixed(2)} SQL/req`)
-  return metrics
-}
+  const roundSeconds = options.duration / options.rounds
+  const rounds = Object.fromEntries(backends.map((b) => [b.name, []]))
+  for (let round = 0; round < options.rounds; round++) {
+    for (const backend of roundOrder(backends, round)) {
+      const run = await measuredRun(ctx, backend, roundSeconds, specs[backend.name])
+      rounds[backend.name].push(run)
+      const m = roundMetrics(run)
+      const steal = Number.isFinite(run.stealPercent) ? `, hypervisor steal ${run.stealPercent.toFixed(1)}% of machine CPU` : ""
+      log(`${benchCase.id} round ${round + 1}/${options.rounds} ${backend.name}: ${m.rps.toFixed(1)} req/s, p99 ${m.p99} ms, ${m.cpuMsPerRequest.toFixed(2)} CPU ms/req${steal}`)
+    }
+  }
+  for (const backend of backends) if (benchCase.after) await benchCase.after(backend)
 
-async function warmUp(ctx, backend, data) {
-  await runAutocannon(ctx, backend.url, WARMUP_SECONDS, fixedLoad(requestOf.get(data.get)))
-}
-
-/** Captures, warm-up and the timed cases on one running backend. */
-async function benchBackend(ctx, backend, data, options) {
-  const captures = await captureEachKind(backend, data)
-  await warmUp(ctx, backend, data)
   const results = {}
-  for (const benchCase of benchCases(data)) {
-    results[benchCase.id] = await measureCase(ctx, backend, benchCase, options.duration)
+  for (const backend of backends) {
+    const metrics = metricsOf(rounds[backend.name])
+    if (specs[backend.name].exhausted) {
+      metrics.ranOutOfFreshCollections = true
+      log(`WARNING: ${backend.name} ${benchCase.id} used up its fresh collections; later requests re-used them`)
+    }
+    log(
+      `${backend.name} ${benchCase.id}: ${metrics.rps.toFixed(1)} req/s (rounds ${metrics.rpsMin.toFixed(1)}-${metrics.rpsMax.toFixed(1)}), ` +
+        `p99 ${metrics.p99} ms, ${metrics.sqlPerRequest.toFixed(2)} SQL/req, ${metrics.cpuMsPerRequest.toFixed(2)} CPU ms/req`
+    )
+    results[backend.name] = metrics
   }
-  await reportOtherPgCopies(backend)
-  return { captures, results }
+  return results
+}
+
+async function warmUp(ctx, backend, data, seconds = WARMUP_SECONDS) {
+  await runAutocannon(ctx, backend.url, seconds, fixedLoad(requestOf.get(data.get)))
+  await settledCount(backend.counter)
+}
+
+/** Captures and warm-up on each backend, then every case on both. */
+async function benchBoth(ctx, backends, seeded, options) {
+  const captures = []
+  for (const backend of backends) captures.push(...(await captureEachKind(backend, seeded[backend.name])))
+  for (const backend of backends) await warmUp(ctx, backend, seeded[backend.name])
+  const cases = []
+  for (const benchCase of benchCases()) {
+    const results = await measureCase(ctx, backends, seeded, benchCase, options)
+    cases.push({ id: benchCase.id, title: benchCase.title, number: benchCase.number, ...results })
+  }
+  for (const backend of backends) await reportOtherPgCopies(backend)
+  return { captures, cases }
+}
+
+// ----------------------------------------------------------------- profiling
+
+/**
+ * `--profile <case>`: after warming both backends up on the case, profiles
+ * each in turn (core, then plugin) under `duration` s of it, the other idle,
+ * and prints where each spends its CPU time per request.
+ */
+async function profileBoth(ctx, backends, seeded, options) {
+  const benchCase = benchCases().find((c) => c.id === options.profile)
+  const dir = options.profileDir || fs.mkdtempSync(path.join(os.tmpdir(), "pcp-bench-profile-"))
+  fs.mkdirSync(dir, { recursive: true })
+  // The same state as in the bench: one request of each kind served already
+  // (lazy loading done, and whatever a first provider call switches on).
+  for (const backend of backends) await captureEachKind(backend, seeded[backend.name])
+  for (const backend of backends) await warmUp(ctx, backend, seeded[backend.name])
+  for (const backend of backends) if (benchCase.before) await benchCase.before(backend)
+  const specs = Object.fromEntries(backends.map((b) => [b.name, benchCase.load(seeded[b.name])]))
+  for (const backend of backends) {
+    if (options.warmup > 0) await runAutocannon(ctx, backend.url, options.warmup, specs[backend.name])
+    await settledCount(backend.counter)
+  }
+  const runs = {}
+  for (const backend of backends) {
+    await backend.profiler.start()
+    const { result } = await runAutocannon(ctx, backend.url, options.duration, specs[backend.name])
+    await settledCount(backend.counter)
+    const profile = await backend.profiler.stop()
+    const file = path.join(dir, `${benchCase.id}-${backend.name}.cpuprofile`)
+    fs.writeFileSync(file, JSON.stringify(profile))
+    // Every sent request was finished by the server inside the profile.
+    runs[backend.name] = { analysis: profiling.analyze(profile), requests: result.totalRequests, rps: result.totalCompletedRequests / result.duration, file }
+    log(`${backend.name} ${benchCase.id} profiled: ${runs[backend.name].rps.toFixed(1)} req/s, ${file}`)
+    if (result.non2xx || result.errors) log(`WARNING: ${backend.name}: ${result.non2xx} non-2xx, ${result.errors} errors while profiled`)
+  }
+  for (const backend of backends) if (benchCase.after) await benchCase.after(backend)
+  if (Object.values(specs).some((s) => s.exhausted)) log(`WARNING: ${benchCase.id} used up its fresh collections; later requests re-used them`)
+  process.stdout.write("\n" + profiling.formatProfiles(`${benchCase.number} ${benchCase.title}`, runs) + "\n")
 }
 
 // ----------------------------------------------------------------- database
@@ -325,7 +519,7 @@ async function cleanup(ctx) {
   if (!ctx.pg && ctx.pgStarting) ctx.pg = await ctx.pgStarting.catch(() => null)
   const steps = [
     () => ctx.db && ctx.db.end(),
-    () => stopBackend(ctx),
+    () => stopBackends(ctx),
     () => ctx.pg && !ctx.pg.embedded && ctx.dbName && dropDatabase(ctx.pg.baseUrl, ctx.dbName),
     () => ctx.pg && ctx.pg.stop(),
   ]
@@ -342,15 +536,21 @@ function printReport({ settings, cases, captures }, showSql) {
   const targets = report.evaluateTargets(cases)
   const lines = [
     "",
-    `Payment Collections bench: ${settings.connections} connections, ${settings.durationSeconds} s per case, ` +
+    `Payment Collections bench: ${settings.connections} connections, ${settings.durationSeconds} s per case and backend ` +
+      `in ${settings.rounds} rounds of ${report.fixed(settings.roundSeconds, 2)} s, ` +
       `${settings.postgres} PostgreSQL, ${settings.freshCollectionsPerCase} fresh collections per create/authorize case ` +
-      `(${settings.slowFreshCollections} for create_slow), amount ${settings.amount}`,
+      `and backend (${settings.slowFreshCollections} for create_slow), amount ${settings.amount}`,
+    `Both backends up at once on one database; per case: ${settings.warmupSecondsPerCase} s warm-up on each, then rounds in alternating order`,
+    "(core, plugin | plugin, core | ...), one backend loaded at a time. req/s = all completed / all measured time;",
+    "p50/p99 from the rounds' merged latency histograms; rounds = min-max req/s of the single rounds.",
     "",
     report.formatResults(cases),
     ...[report.formatFailures(cases)].filter(Boolean),
     "",
     "SQL/req = statements seen by pg's Client#query during the run (BEGIN/COMMIT included) / requests sent",
     "(sent = completed + the <= 10 cut off at the end, which the server still finishes and whose statements are counted)",
+    "CPU ms/req = the backend process's CPU time (user + system, all threads) during the rounds / requests sent;",
+    "a backend's event loop runs at ~1 core under this load, so req/s follows it.",
     "",
     "plugin / core",
     report.formatRatios(cases),
@@ -366,10 +566,12 @@ function printReport({ settings, cases, captures }, showSql) {
   process.stdout.write(lines.join("\n") + "\n")
 }
 
-function seedSizes(duration) {
+// Fresh collections cover the case's warm-up and all its rounds.
+function seedSizes(options) {
+  const seconds = options.duration + options.warmup
   return {
-    fresh: Math.ceil(duration * FRESH_PER_SECOND),
-    slowFresh: Math.ceil(duration * SLOW_FRESH_PER_SECOND),
+    fresh: Math.ceil(seconds * FRESH_PER_SECOND),
+    slowFresh: Math.ceil(seconds * SLOW_FRESH_PER_SECOND),
   }
 }
 
@@ -388,34 +590,38 @@ async function seedBoth(ctx, backend, sizes) {
 
 async function run(ctx, options) {
   await prepareDatabase(ctx)
-  const sizes = seedSizes(options.duration)
+  const sizes = seedSizes(options)
+  const profile = options.profile !== null
 
-  const coreBackend = await bootBackend(ctx, "core", ctx.dbUrl)
+  // One after the other: two Medusa boots at once would race on the rows
+  // they upsert at startup (providers, store).
+  const coreBackend = await bootBackend(ctx, "core", ctx.dbUrl, { profile })
   const seeded = await seedBoth(ctx, coreBackend, sizes)
-  const core = await benchBackend(ctx, coreBackend, seeded.core, options)
-  await stopBackend(ctx)
+  const pluginBackend = await bootBackend(ctx, "plugin", ctx.dbUrl, { profile })
+  const backends = [coreBackend, pluginBackend]
 
-  await seed.analyzeTables(ctx.db)
-  const pluginBackend = await bootBackend(ctx, "plugin", ctx.dbUrl)
-  const plugin = await benchBackend(ctx, pluginBackend, seeded.plugin, options)
-  await stopBackend(ctx)
+  if (profile) {
+    await profileBoth(ctx, backends, seeded, options)
+    await stopBackends(ctx)
+    return
+  }
+  const { captures, cases } = await benchBoth(ctx, backends, seeded, options)
+  await stopBackends(ctx)
 
-  const cases = benchCases(seeded.core).map(({ id, title, number }) => ({
-    id,
-    title,
-    number,
-    core: core.results[id],
-    plugin: plugin.results[id],
-  }))
   const settings = {
     connections: CONNECTIONS,
     durationSeconds: options.duration,
+    rounds: options.rounds,
+    roundSeconds: options.duration / options.rounds,
+    order: "alternating, core first in round 1",
+    warmupSecondsPerCase: options.warmup,
+    latencyPercentiles: "merged histograms of the rounds",
     postgres: ctx.pg.embedded ? "embedded" : "external",
     freshCollectionsPerCase: sizes.fresh,
     slowFreshCollections: sizes.slowFresh,
     amount: seed.AMOUNT,
   }
-  printReport({ settings, cases, captures: [...core.captures, ...plugin.captures] }, options.showSql)
+  printReport({ settings, cases, captures }, options.showSql)
 }
 
 // The signal handler and a failing run both end up here; whoever comes second
@@ -443,7 +649,7 @@ async function main(ctx) {
   }
 }
 
-const context = { interrupted: false, cleaning: null }
+const context = { interrupted: false, cleaning: null, backends: [] }
 main(context).then(
   () => process.exit(0),
   (err) => {

@@ -12,6 +12,11 @@ function ratio(plugin, core) {
   return core > 0 && Number.isFinite(plugin) ? plugin / core : NaN
 }
 
+/** "min-max" of a spread between rounds. */
+function spread(min, max, digits = 1, suffix = "") {
+  return Number.isFinite(min) && Number.isFinite(max) ? `${fixed(min, digits)}${suffix}-${fixed(max, digits)}${suffix}` : "n/a"
+}
+
 function table(headers, rows) {
   const cells = [headers, ...rows].map((row) => row.map(String))
   const widths = headers.map((_, i) => Math.max(...cells.map((row) => row[i].length)))
@@ -87,15 +92,17 @@ function formatResults(cases) {
         backend === "core" ? `${c.number} ${c.title}` : "",
         backend,
         fixed(m.rps),
+        spread(m.rpsMin, m.rpsMax),
         fixed(m.p50, 0),
         fixed(m.p99, 0),
         m.non2xx,
         m.errors,
         fixed(m.sqlPerRequest, 2),
+        fixed(m.cpuMsPerRequest, 2),
       ])
     }
   }
-  return table(["case", "backend", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "SQL/req"], rows)
+  return table(["case", "backend", "req/s", "rounds req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "SQL/req", "CPU ms/req"], rows)
 }
 
 function formatFailures(cases) {
@@ -110,10 +117,22 @@ function formatFailures(cases) {
   return lines.join("\n")
 }
 
+/** plugin/core req/s of each round, pairing round i of both (they ran back to back). */
+function roundRatios(c) {
+  const core = c.core.rounds || []
+  const plugin = c.plugin.rounds || []
+  return core.slice(0, plugin.length).map((r, i) => ratio(plugin[i].rps, r.rps))
+}
+
 function caseRatios(c) {
+  const rounds = roundRatios(c)
   return {
     rps: ratio(c.plugin.rps, c.core.rps),
+    rpsRounds: rounds,
+    rpsRoundsMin: rounds.length ? Math.min(...rounds) : NaN,
+    rpsRoundsMax: rounds.length ? Math.max(...rounds) : NaN,
     p99: ratio(c.plugin.p99, c.core.p99),
+    cpu: ratio(c.plugin.cpuMsPerRequest, c.core.cpuMsPerRequest),
     sqlCore: c.core.sqlPerRequest,
     sqlPlugin: c.plugin.sqlPerRequest,
   }
@@ -121,10 +140,10 @@ function caseRatios(c) {
 
 function formatRatios(cases) {
   return table(
-    ["case", "req/s plugin/core", "p99 plugin/core", "SQL/req core", "SQL/req plugin"],
+    ["case", "req/s plugin/core", "per round", "p99 plugin/core", "CPU/req plugin/core", "SQL/req core", "SQL/req plugin"],
     cases.map((c) => {
       const r = caseRatios(c)
-      return [`${c.number} ${c.id}`, `${fixed(r.rps, 2)}x`, `${fixed(r.p99, 2)}x`, fixed(r.sqlCore, 2), fixed(r.sqlPlugin, 2)]
+      return [`${c.number} ${c.id}`, `${fixed(r.rps, 2)}x`, spread(r.rpsRoundsMin, r.rpsRoundsMax, 2, "x"), `${fixed(r.p99, 2)}x`, `${fixed(r.cpu, 2)}x`, fixed(r.sqlCore, 2), fixed(r.sqlPlugin, 2)]
     })
   )
 }
@@ -186,7 +205,7 @@ function jsonLine({ settings, cases, targets, captures }) {
         title: c.title,
         core: c.core,
         plugin: c.plugin,
-        ratio: { rps: round(r.rps, 3), p99: round(r.p99, 3) },
+        ratio: { rps: round(r.rps, 3), rpsRounds: r.rpsRounds.map((x) => round(x, 3)), p99: round(r.p99, 3), cpuPerRequest: round(r.cpu, 3) },
       }
     }),
     targets,
@@ -200,6 +219,7 @@ function jsonLine({ settings, cases, targets, captures }) {
 }
 
 module.exports = {
+  fixed,
   formatResults,
   formatFailures,
   formatRatios,
