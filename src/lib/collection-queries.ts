@@ -135,22 +135,6 @@ function withProviders(region: RegionRow, providers: ProviderFlags[]): RegionWit
   }
 }
 
-/** The region as core's `region.payment_providers` relation returns it. */
-export async function regionWithProviders(
-  manager: EntityManager,
-  regionId: string
-): Promise<RegionWithProviders> {
-  const rows: (RegionRow & { __providers: ProviderFlags[] | null })[] = await manager.query(
-    `SELECT r.*,
-            ${PROVIDERS_OF_REGION} AS __providers
-       FROM region r
-      WHERE r.id = $1`,
-    [regionId]
-  )
-  const { __providers, ...region } = rows[0]
-  return withProviders(region as RegionRow, __providers ?? [])
-}
-
 /**
  * For the locked paths, in one statement after the lock: the collection's
  * sessions (read after the lock, so no other request's change is missed) and
@@ -179,12 +163,7 @@ export async function readSessionsAndRegion(
   const providers = (first.__providers ?? []) as ProviderFlags[]
   return {
     ...withProviders(region, providers),
-    sessions: rows
-      .filter((row) => row.__s_id !== null && row.__s_id !== undefined)
-      .map(
-        (row) =>
-          Object.fromEntries(SESSION_COLUMNS.map((c) => [c, row[`__s_${c}`]])) as SessionRow
-      ),
+    sessions: sessionsOf(rows),
   }
 }
 
@@ -257,19 +236,30 @@ const SESSION_COLUMNS = [
 ]
 
 /**
- * A collection and its sessions in ONE statement, so both come from the same
- * snapshot without a transaction: the lock-free reads (GET, a re-post that
- * changes nothing) must never mix a collection's state with sessions from
- * before or after another request's commit.
+ * A collection, its sessions and its region (with the providers usable for
+ * it) in ONE statement, so all come from the same snapshot without a
+ * transaction: the lock-free reads (GET, a re-post that changes nothing) must
+ * never mix a collection's state with sessions from before or after another
+ * request's commit. Region columns come as they are (`r.*`); the
+ * collection's and the sessions' are prefixed.
  */
-export async function readCollectionWithSessions(
+export async function readCollection(
   manager: EntityManager,
   collectionId: string
-): Promise<{ collection: CollectionRow; sessions: SessionRow[] } | undefined> {
+): Promise<
+  | ({ collection: CollectionRow; sessions: SessionRow[] } & {
+      region: RegionWithProviders["region"] | null
+      enabledProviderIds: string[]
+    })
+  | undefined
+> {
   const rows: Record<string, unknown>[] = await manager.query(
-    `SELECT ${COLLECTION_COLUMNS.map((c) => `pc.${c} AS "c_${c}"`).join(", ")},
-            ${SESSION_COLUMNS.map((c) => `ps.${c} AS "s_${c}"`).join(", ")}
+    `SELECT r.*,
+            ${PROVIDERS_OF_REGION} AS "__providers",
+            ${COLLECTION_COLUMNS.map((c) => `pc.${c} AS "__c_${c}"`).join(", ")},
+            ${SESSION_COLUMNS.map((c) => `ps.${c} AS "__s_${c}"`).join(", ")}
        FROM payment_collection pc
+       LEFT JOIN region r ON r.id = pc.region_id AND r.deleted_at IS NULL
        LEFT JOIN payment_collection_sessions pcs ON pcs.payment_collection_id = pc.id
        LEFT JOIN payment_session ps ON ps.id = pcs.payment_session_id
       WHERE pc.id = $1 AND pc.deleted_at IS NULL
@@ -279,23 +269,28 @@ export async function readCollectionWithSessions(
   if (!rows.length) {
     return undefined
   }
-  const pick = (row: Record<string, unknown>, prefix: string, columns: string[]) =>
-    Object.fromEntries(columns.map((c) => [c, row[prefix + c]]))
+  const first = rows[0]
+  const region = Object.fromEntries(
+    Object.entries(first).filter(([k]) => !k.startsWith("__"))
+  ) as RegionRow
+  const providers = (first.__providers ?? []) as ProviderFlags[]
+  const regionInfo = region.id
+    ? withProviders(region, providers)
+    : { region: null, enabledProviderIds: [] }
   return {
-    collection: pick(rows[0], "c_", COLLECTION_COLUMNS) as CollectionRow,
-    sessions: rows
-      .filter((row) => row.s_id !== null)
-      .map((row) => pick(row, "s_", SESSION_COLUMNS) as SessionRow),
+    ...regionInfo,
+    collection: Object.fromEntries(
+      COLLECTION_COLUMNS.map((c) => [c, first[`__c_${c}`]])
+    ) as CollectionRow,
+    sessions: sessionsOf(rows),
   }
 }
 
-export async function readRegion(
-  manager: EntityManager,
-  regionId: string
-): Promise<RegionRow | null> {
-  const [region] = await manager.query(
-    `SELECT * FROM region WHERE id = $1 AND deleted_at IS NULL`,
-    [regionId]
-  )
-  return region ?? null
+function sessionsOf(rows: Record<string, unknown>[]): SessionRow[] {
+  return rows
+    .filter((row) => row.__s_id !== null && row.__s_id !== undefined)
+    .map(
+      (row) =>
+        Object.fromEntries(SESSION_COLUMNS.map((c) => [c, row[`__s_${c}`]])) as SessionRow
+    )
 }

@@ -17,9 +17,7 @@ import {
   listSessions,
   lockCollectionNoWait,
   markSessionRefused,
-  regionWithProviders,
-  readCollectionWithSessions,
-  readRegion,
+  readCollection,
   readSessionsAndRegion,
   saveCollectionStatus,
 } from "../lib/collection-queries"
@@ -92,6 +90,12 @@ const alreadySetHints = new AlreadySetHints()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Core's GET loads `region` without its providers. */
+function withoutProviders(region: RegionWithProviders["region"]): Record<string, unknown> {
+  const { payment_providers: _providers, ...rest } = region
+  return rest
+}
+
 function replaceSession(sessions: Session[], updated: Session): void {
   const index = sessions.findIndex((s) => s.id === updated.id)
   if (index >= 0) {
@@ -126,7 +130,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * core's PaymentCollectionService instead).
    */
   async retrieveWithDefaults(collectionId: string): Promise<Record<string, unknown>> {
-    const read = await readCollectionWithSessions(this.manager_, collectionId)
+    const read = await readCollection(this.manager_, collectionId)
     if (!read) {
       throw new MedusaError(
         MedusaError.Types.NOT_FOUND,
@@ -135,6 +139,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     }
     const { id, type, status, description, amount, currency_code, metadata } =
       read.collection
+    const region = read.region && withoutProviders(read.region)
     return {
       id,
       type,
@@ -144,7 +149,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       currency_code,
       metadata,
       payment_sessions: read.sessions,
-      region: await readRegion(this.manager_, read.collection.region_id),
+      region,
     }
   }
 
@@ -196,25 +201,19 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     providerId: string
   ): Promise<CollectionWithSessions | undefined> {
-    const read = await readCollectionWithSessions(this.manager_, collectionId)
-    if (!read) {
+    const read = await readCollection(this.manager_, collectionId)
+    if (!read?.region) {
       return undefined
     }
-    const { collection, sessions } = read
+    const { collection, sessions, region, enabledProviderIds } = read
     const [session] = sessions
     if (
       !SESSION_STATUSES_ALLOWED.includes(collection.status) ||
       sessions.length !== 1 ||
       session.provider_id !== providerId ||
-      session.amount !== collection.amount
+      session.amount !== collection.amount ||
+      !this.usableProviders(this.gateway(), enabledProviderIds).has(providerId)
     ) {
-      return undefined
-    }
-    const { region, enabledProviderIds } = await regionWithProviders(
-      this.manager_,
-      collection.region_id
-    )
-    if (!this.usableProviders(this.gateway(), enabledProviderIds).has(providerId)) {
       return undefined
     }
     return { ...collection, region, payment_sessions: sessions }
