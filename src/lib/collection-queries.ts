@@ -71,17 +71,6 @@ export async function lockCollectionNoWait(
   return collection as CollectionRow
 }
 
-export async function collectionExists(
-  manager: EntityManager,
-  collectionId: string
-): Promise<boolean> {
-  const rows = await manager.query(
-    `SELECT 1 FROM payment_collection WHERE id = $1 AND deleted_at IS NULL`,
-    [collectionId]
-  )
-  return rows.length > 0
-}
-
 export async function listSessions(
   tx: EntityManager,
   collectionId: string

@@ -4,7 +4,6 @@ import { MedusaError } from "medusa-core-utils"
 export const PG_SERIALIZATION_FAILURE = "40001"
 export const PG_DEADLOCK_DETECTED = "40P01"
 export const PG_LOCK_NOT_AVAILABLE = "55P03"
-export const PG_QUERY_CANCELED = "57014"
 
 const RETRYABLE_CODES = new Set([PG_SERIALIZATION_FAILURE, PG_DEADLOCK_DETECTED])
 
