@@ -163,10 +163,9 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     providerId: string,
     customerId?: string
   ): Promise<CollectionWithSessions> {
-    const unchanged =
-      customerId || !alreadySetHints.suggests(collectionId, providerId)
-        ? undefined
-        : await this.answerIfAlreadySet(collectionId, providerId)
+    const unchanged = alreadySetHints.suggests(collectionId, providerId)
+      ? await this.answerIfAlreadySet(collectionId, providerId)
+      : undefined
     if (unchanged) {
       return unchanged
     }
@@ -194,8 +193,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * amount, and the provider is still usable. Such a request writes nothing
    * and calls no provider, so it is answered from one consistent read, without
    * waiting for the lock — it is a read that happened before whatever holds
-   * the lock commits. With a logged-in customer the locked path runs instead,
-   * as that customer is passed to the provider.
+   * the lock commits. (Core would call the provider's update again, also
+   * passing a customer who logged in since; the plugin does not, locked or not.)
    */
   protected async answerIfAlreadySet(
     collectionId: string,
