@@ -1,6 +1,15 @@
-import { api, HttpResponse } from "./helpers/http"
+import { api } from "./helpers/http"
 import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
-import { collectionRow, linkedPayments, linkedSessions, orphanSessions, parallel } from "./helpers/payments"
+import {
+  base,
+  collectionRow,
+  linkedPayments,
+  linkedSessions,
+  orphanSessions,
+  parallel,
+  sessionIds,
+  statuses,
+} from "./helpers/payments"
 
 // N parallel requests on ONE payment collection, on one backend process: the
 // plugin serializes them (in-process queue + row lock), so the outcome is that
@@ -10,15 +19,8 @@ import { collectionRow, linkedPayments, linkedSessions, orphanSessions, parallel
 const N = 30
 const DELAY_MS = 30
 
-const base = (id: string) => `/store/payment-collections/${id}`
 
-/** "200 x30" style summary; a failure shows which statuses and error types came back. */
-function statuses(answers: HttpResponse[]): string[] {
-  return answers.map((r) => (r.status === 200 ? "200" : `${r.status} ${r.body?.type}: ${r.body?.message}`))
-}
 
-const sessionIds = (res: HttpResponse) =>
-  (res.body.payment_collection.payment_sessions as any[]).map((s) => s.id).sort()
 
 describe("concurrent requests on one payment collection (one backend)", () => {
   let region: any

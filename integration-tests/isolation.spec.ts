@@ -1,7 +1,16 @@
 import { api, createApi, HttpResponse } from "./helpers/http"
 import { createPaymentCollection, createRegion, db, testPay, testPayOn } from "./helpers/factories"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
-import { holdLock, linkedPayments, linkedSessions, sleep, timed, waitFor } from "./helpers/payments"
+import {
+  base,
+  describeAnswer,
+  holdLock,
+  linkedPayments,
+  linkedSessions,
+  sleep,
+  timed,
+  waitFor,
+} from "./helpers/payments"
 
 // Work on one payment collection never holds up another collection, and a
 // PostgreSQL lock conflict is an answer (409), never a crash (500).
@@ -12,11 +21,7 @@ const SLOW_MS = 500
 const SLOW_REQUESTS = 10
 const OTHER_COLLECTIONS = 10
 
-const base = (id: string) => `/store/payment-collections/${id}`
 
-function describeAnswer(r: HttpResponse): string {
-  return r.status === 200 ? "200" : `${r.status} ${r.body?.type}: ${r.body?.message}`
-}
 
 describe("isolation between payment collections, and PostgreSQL conflicts", () => {
   let region: any

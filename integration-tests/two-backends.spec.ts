@@ -1,15 +1,18 @@
-import { createApi, Api, HttpResponse } from "./helpers/http"
+import { createApi, Api } from "./helpers/http"
 import { createPaymentCollection, createRegion, db, testPayOn, TestPayClient } from "./helpers/factories"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import {
+  base,
   collectionRow,
   linkedPayments,
   linkedSessions,
   liveIntents,
   orphanSessions,
   parallel,
+  sessionIds,
   shareIntents,
   statesOf,
+  statuses,
   totalCalls,
 } from "./helpers/payments"
 import { dropRunEventQueue, runEventQueueKeys } from "./helpers/redis"
@@ -25,14 +28,8 @@ const busEnv: Record<string, string> = REDIS_URL ? { REDIS_URL } : {}
 const N = 30
 const DELAY_MS = 30
 
-const base = (id: string) => `/store/payment-collections/${id}`
 
-function statuses(answers: HttpResponse[]): string[] {
-  return answers.map((r) => (r.status === 200 ? "200" : `${r.status} ${r.body?.type}: ${r.body?.message}`))
-}
 
-const sessionIds = (res: HttpResponse) =>
-  (res.body.payment_collection.payment_sessions as any[]).map((s) => s.id).sort()
 
 describe(`concurrent requests on one payment collection spread over two backend processes (${REDIS_URL ? "Redis" : "local"} event bus)`, () => {
   let region: any

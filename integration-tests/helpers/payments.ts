@@ -6,6 +6,25 @@ import { createApi, HttpResponse } from "./http"
 // Small, generic helpers for specs that check the database and the test
 // processor after concurrent or failing requests.
 
+// ------------------------------------------------------------ answers
+
+/** A store path of the group: `/store/payment-collections/<id>`. */
+export const base = (id: string) => `/store/payment-collections/${id}`
+
+/** "200", or status, error type and message: a failure shows what came back. */
+export function describeAnswer(r: HttpResponse): string {
+  return r.status === 200 ? "200" : `${r.status} ${r.body?.type}: ${r.body?.message}`
+}
+
+/** describeAnswer of each answer, for `toEqual(Array(n).fill("200"))`. */
+export function statuses(answers: HttpResponse[]): string[] {
+  return answers.map(describeAnswer)
+}
+
+/** The ids of the sessions a `{ payment_collection }` answer names, sorted. */
+export const sessionIds = (res: HttpResponse): string[] =>
+  (res.body.payment_collection.payment_sessions as any[]).map((s) => s.id).sort()
+
 // ------------------------------------------------------------ database rows
 
 /** The payment_session rows linked to a collection (payment_collection_sessions), oldest first. */
