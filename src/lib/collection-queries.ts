@@ -146,10 +146,7 @@ export async function readSessionsAndRegion(
     [collection.region_id, collection.id]
   )
   const first = rows[0] ?? {}
-  const region = Object.fromEntries(
-    Object.entries(first).filter(([k]) => !k.startsWith("__"))
-  ) as RegionRow
-  const providers = (first.__providers ?? []) as ProviderFlags[]
+  const { region, providers } = regionOf(first)
   return {
     ...withProviders(region, providers),
     sessions: sessionsOf(rows),
@@ -259,10 +256,7 @@ export async function readCollection(
     return undefined
   }
   const first = rows[0]
-  const region = Object.fromEntries(
-    Object.entries(first).filter(([k]) => !k.startsWith("__"))
-  ) as RegionRow
-  const providers = (first.__providers ?? []) as ProviderFlags[]
+  const { region, providers } = regionOf(first)
   const regionInfo = region.id
     ? withProviders(region, providers)
     : { region: null, enabledProviderIds: [] }
@@ -272,6 +266,16 @@ export async function readCollection(
       COLLECTION_COLUMNS.map((c) => [c, first[`__c_${c}`]])
     ) as CollectionRow,
     sessions: sessionsOf(rows),
+  }
+}
+
+/** The `r.*` columns and the providers of a row whose other columns are `__`-prefixed. */
+function regionOf(row: Record<string, unknown>): { region: RegionRow; providers: ProviderFlags[] } {
+  return {
+    region: Object.fromEntries(
+      Object.entries(row).filter(([k]) => !k.startsWith("__"))
+    ) as RegionRow,
+    providers: (row.__providers ?? []) as ProviderFlags[],
   }
 }
 

@@ -169,32 +169,28 @@ export class ProviderGateway {
     }
   }
 
-  private async deleteAtProvider(
-    providerId: string,
-    data: Record<string, unknown>
-  ): Promise<void> {
-    const provider = this.paymentProviderService.retrieveProvider(providerId) as unknown
-    if (provider instanceof AbstractPaymentProcessor) {
-      await provider.deletePayment(data)
-      return
-    }
-    await (provider as LegacyPaymentService)
-      .withTransaction(this.baseManager)
-      .deletePayment({ provider_id: providerId, data })
+  private deleteAtProvider(providerId: string, data: Record<string, unknown>) {
+    return this.askProvider(providerId, "deletePayment", data)
   }
 
-  private async cancelAtProvider(
+  private cancelAtProvider(providerId: string, data: Record<string, unknown>) {
+    return this.askProvider(providerId, "cancelPayment", data)
+  }
+
+  /** A processor takes the session data; a legacy service a session-like object. */
+  private async askProvider(
     providerId: string,
+    method: "deletePayment" | "cancelPayment",
     data: Record<string, unknown>
   ): Promise<void> {
     const provider = this.paymentProviderService.retrieveProvider(providerId) as unknown
     if (provider instanceof AbstractPaymentProcessor) {
-      await provider.cancelPayment(data)
+      await provider[method](data)
       return
     }
     await (provider as LegacyPaymentService)
       .withTransaction(this.baseManager)
-      .cancelPayment({ provider_id: providerId, data })
+      [method]({ provider_id: providerId, data })
   }
 }
 
