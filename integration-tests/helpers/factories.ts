@@ -1,3 +1,4 @@
+import path from "path"
 import crypto from "crypto"
 import { Pool, QueryResult, QueryResultRow } from "pg"
 import { testEnv } from "./env"
@@ -24,18 +25,11 @@ export const db = {
   },
 }
 
-// Medusa ids are `<prefix>_<ULID>`; this makes the same shape (time-ordered, 26 chars).
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-export function entityId(prefix: string): string {
-  let time = Date.now()
-  let timePart = ""
-  for (let i = 0; i < 10; i++) {
-    timePart = CROCKFORD[time % 32] + timePart
-    time = Math.floor(time / 32)
-  }
-  const randomPart = Array.from(crypto.randomBytes(16), (b) => CROCKFORD[b % 32]).join("")
-  return `${prefix}_${timePart}${randomPart}`
-}
+// Plain CommonJS shared with the benchmark's seed; typed here instead of allowJs.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+export const entityId: (prefix: string) => string = require(
+  path.resolve(__dirname, "../../scripts/lib/entity-id.js")
+).entityId
 
 // ------------------------------------------------------------------ regions
 

@@ -10,20 +10,9 @@ const AMOUNT = 5000
 const CURRENCY = "usd"
 const PROVIDERS = ["manual", "test-pay"]
 // What core's PaymentProviderService.createSession stores for medusa-payment-manual.
-const MANUAL_SESSION_DATA = { status: "pending" }
+const { entityId } = require("./entity-id")
 
-// Medusa ids are `<prefix>_<ULID>`; same shape as integration-tests/helpers/factories.ts.
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-function entityId(prefix) {
-  let time = Date.now()
-  let timePart = ""
-  for (let i = 0; i < 10; i++) {
-    timePart = CROCKFORD[time % 32] + timePart
-    time = Math.floor(time / 32)
-  }
-  const randomPart = Array.from(crypto.randomBytes(16), (b) => CROCKFORD[b % 32]).join("")
-  return `${prefix}_${timePart}${randomPart}`
-}
+const MANUAL_SESSION_DATA = { status: "pending" }
 
 function entityIds(prefix, count) {
   return Array.from({ length: count }, () => entityId(prefix))
