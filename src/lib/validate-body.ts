@@ -20,3 +20,11 @@ export async function validateBody<T extends object>(
   }
   return await validator(dto, body)
 }
+
+/** The same check for a query string (a repeated parameter arrives as an array and is refused). */
+export async function validateQuery<T extends object>(
+  dto: ClassConstructor<T>,
+  query: unknown
+): Promise<T> {
+  return await validator(dto, (query ?? {}) as object)
+}

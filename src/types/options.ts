@@ -12,7 +12,8 @@ export type PluginOptions = {
   lock_timeout_ms?: number
   /**
    * How long one call to a payment provider may take before the request is
-   * answered 504 and its transaction rolled back.
+   * answered 504. A call still unanswered after twice this long is treated as
+   * abandoned by the reconciler.
    * @defaultValue 20000
    */
   provider_timeout_ms?: number
@@ -21,37 +22,98 @@ export type PluginOptions = {
    * @defaultValue 86400 (24 hours)
    */
   idempotency_key_ttl_seconds?: number
+  /**
+   * How often each backend process looks for provider calls that a failed or
+   * killed request left unfinished, and finishes them.
+   * @defaultValue 60000
+   */
+  reconcile_interval_ms?: number
+  /**
+   * How long finished rows of the attempt journal are kept, in days.
+   * @defaultValue 30
+   */
+  attempt_retention_days?: number
+  /**
+   * Medusa's own switch for the plugin's admin extensions; the plugin itself
+   * does not read it.
+   */
+  enableUI?: boolean
 }
 
-export type ResolvedPluginOptions = Required<PluginOptions>
+export type ResolvedPluginOptions = Required<Omit<PluginOptions, "enableUI">>
 
-export const DEFAULT_OPTIONS: ResolvedPluginOptions = {
-  lock_timeout_ms: 15_000,
-  provider_timeout_ms: 20_000,
-  idempotency_key_ttl_seconds: 24 * 60 * 60,
+type NumericOption = keyof ResolvedPluginOptions
+
+/** Each numeric option's default and the whole numbers it accepts. */
+export const OPTION_RULES: Record<NumericOption, { default: number; min: number; max: number }> = {
+  lock_timeout_ms: { default: 15_000, min: 1, max: 600_000 },
+  provider_timeout_ms: { default: 20_000, min: 1, max: 600_000 },
+  idempotency_key_ttl_seconds: { default: 24 * 60 * 60, min: 1, max: 365 * 24 * 60 * 60 },
+  reconcile_interval_ms: { default: 60_000, min: 100, max: 24 * 60 * 60 * 1000 },
+  attempt_retention_days: { default: 30, min: 1, max: 3650 },
 }
 
-function positiveInteger(value: unknown, fallback: number): number {
-  return typeof value === "number" && Number.isInteger(value) && value > 0
-    ? value
-    : fallback
-}
+export const DEFAULT_OPTIONS = Object.fromEntries(
+  Object.entries(OPTION_RULES).map(([name, rule]) => [name, rule.default])
+) as ResolvedPluginOptions
 
-export function resolveOptions(
-  options: PluginOptions | undefined = {}
-): ResolvedPluginOptions {
-  return {
-    lock_timeout_ms: positiveInteger(
-      options.lock_timeout_ms,
-      DEFAULT_OPTIONS.lock_timeout_ms
-    ),
-    provider_timeout_ms: positiveInteger(
-      options.provider_timeout_ms,
-      DEFAULT_OPTIONS.provider_timeout_ms
-    ),
-    idempotency_key_ttl_seconds: positiveInteger(
-      options.idempotency_key_ttl_seconds,
-      DEFAULT_OPTIONS.idempotency_key_ttl_seconds
-    ),
+/**
+ * What is wrong with `options`, one sentence per option that names it and says
+ * what it accepts; empty when they are valid.
+ */
+export function optionProblems(options: unknown): string[] {
+  if (options === undefined || options === null) {
+    return []
   }
+  if (typeof options !== "object" || Array.isArray(options)) {
+    return ["the plugin's options must be an object"]
+  }
+  const problems: string[] = []
+  for (const [name, value] of Object.entries(options as Record<string, unknown>)) {
+    if (name === "enableUI") {
+      if (typeof value !== "boolean") {
+        problems.push(`option enableUI must be true or false, got ${describe(value)}`)
+      }
+      continue
+    }
+    const rule = OPTION_RULES[name as NumericOption]
+    if (!rule) {
+      problems.push(
+        `unknown option ${name}; the options are ${[...Object.keys(OPTION_RULES), "enableUI"].join(", ")}`
+      )
+      continue
+    }
+    if (
+      typeof value !== "number" ||
+      !Number.isInteger(value) ||
+      value < rule.min ||
+      value > rule.max
+    ) {
+      problems.push(
+        `option ${name} must be a whole number from ${rule.min} to ${rule.max}, got ${describe(value)}`
+      )
+    }
+  }
+  return problems
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value)
+}
+
+/**
+ * The options in effect: the defaults, overridden by each valid option given.
+ * Invalid options are refused at boot (see loaders/options.ts); a service
+ * built before that still gets a working value.
+ */
+export function resolveOptions(options: PluginOptions | undefined = {}): ResolvedPluginOptions {
+  const given = (options ?? {}) as Record<string, unknown>
+  const resolved = { ...DEFAULT_OPTIONS }
+  for (const [name, rule] of Object.entries(OPTION_RULES) as [NumericOption, (typeof OPTION_RULES)[NumericOption]][]) {
+    const value = given[name]
+    if (typeof value === "number" && Number.isInteger(value) && value >= rule.min && value <= rule.max) {
+      resolved[name] = value
+    }
+  }
+  return resolved
 }
