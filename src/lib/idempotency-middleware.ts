@@ -7,11 +7,15 @@ import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../services/payment-collection-idemp
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 export const IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed"
 
+type Logger = { error: (m: string) => void }
+
 /**
  * Honours an `Idempotency-Key` header: replays the stored answer of the same
  * request, or claims the key and stores this request's answer before it is
  * sent (so a client that retries after seeing it always gets the replay).
- * Answers that a retry should re-run — 409 and 5xx — are not stored.
+ * Runs after the body was validated: a request refused for its shape never
+ * claims a key (Stripe's rule). Answers that a retry should re-run — 409 and
+ * 5xx — are not stored.
  */
 export function idempotency() {
   return async (req: MedusaRequest, res: Response, next: NextFunction) => {
@@ -28,11 +32,10 @@ export function idempotency() {
       )
     }
 
-    const service: PaymentCollectionIdempotencyService = req.scope.resolve(
-      "paymentCollectionIdempotencyService"
-    )
+    let service: PaymentCollectionIdempotencyService
     let claim
     try {
+      service = req.scope.resolve("paymentCollectionIdempotencyService")
       claim = await service.claim({
         key,
         method: req.method,
@@ -50,20 +53,28 @@ export function idempotency() {
     }
 
     const keyId = claim.id
+    const logError = (message: string) => {
+      try {
+        req.scope.resolve<Logger>("logger").error(message)
+      } catch {
+        // Nowhere left to report to; the request itself is unaffected.
+      }
+    }
     const send = res.json.bind(res)
     res.json = (body: unknown) => {
       const status = res.statusCode
       const settle =
-        status >= 500 || status === 409
-          ? service.release(keyId)
-          : service.complete(keyId, { status, body })
+        status >= 500 || status === 409 ? service.release(keyId) : service.complete(keyId, { status, body })
+      // Whatever happens to the key or to the connection, nothing here may reject unhandled.
       settle
-        .catch((err: Error) =>
-          req.scope
-            .resolve<{ error: (m: string) => void }>("logger")
-            .error(`Could not store the answer for Idempotency-Key ${key}: ${err.message}`)
-        )
-        .finally(() => send(body))
+        .catch((err: Error) => logError(`Could not store the answer for Idempotency-Key ${key}: ${err.message}`))
+        .then(() => {
+          try {
+            send(body)
+          } catch (err) {
+            logError(`Could not send the answer for Idempotency-Key ${key}: ${(err as Error).message}`)
+          }
+        })
       return res
     }
     next()

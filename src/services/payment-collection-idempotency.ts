@@ -5,6 +5,7 @@ import { EntityManager } from "typeorm"
 import {
   PluginOptions,
   ResolvedPluginOptions,
+  longestRequestMs,
   resolveOptions,
 } from "../types/options"
 
@@ -52,10 +53,8 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
     const key = KEY_PREFIX + request.key
     const params = { body_sha256: fingerprint(request.body) }
     const ttl = this.options_.idempotency_key_ttl_seconds
-    // A key whose owner died mid-request is taken over after this long.
-    const staleSeconds = Math.ceil(
-      (this.options_.lock_timeout_ms + 2 * this.options_.provider_timeout_ms) / 1000
-    )
+    // A key whose owner died mid-request is taken over once no request could still be running.
+    const staleSeconds = Math.ceil(longestRequestMs(this.options_) / 1000)
 
     const claimed: { id: string }[] = await this.manager_.query(
       `INSERT INTO idempotency_key
