@@ -6,10 +6,10 @@ import { Client } from "pg"
 import { testEnv } from "./helpers/env"
 
 // The plugin's migrations on a backend that already has data, with Medusa's own
-// CLI: `medusa migrations run` adds the plugin's table and touches nothing else,
-// running it again changes nothing, `medusa migrations revert` takes the table
-// out again (while the plugin's migration is the last one executed), and `run`
-// brings it back.
+// CLI: `medusa migrations run` adds the plugin's tables and touches nothing else,
+// running it again changes nothing, `medusa migrations revert` takes the newest
+// table out again (while the plugin's newest migration is the last one
+// executed), and `run` brings it back.
 //
 // Each test works on this file's own database, migrated in beforeAll the way a
 // backend existed before the plugin was installed: core migrations only
@@ -31,7 +31,10 @@ const host: MedusaHost = require(path.resolve(__dirname, "../scripts/lib/medusa-
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/postgres.js"))
 
+/** The admin switch's table, created by the plugin's first migration. */
 const TABLE = "payment_collection_provider_setting"
+/** The attempt journal, created by the plugin's newest migration. */
+const NEWEST_TABLE = "payment_collection_attempt"
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
 
@@ -76,8 +79,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   let client: Client
   const runWithPlugin = () => host.runMigrations({ hostDir: testEnv().hostDir, databaseUrl: dbUrl })
 
-  async function tableExists(): Promise<boolean> {
-    const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${TABLE}`])
+  async function tableExists(table = TABLE): Promise<boolean> {
+    const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${table}`])
     return rows[0].present
   }
 
@@ -141,14 +144,16 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
     const names = coreMigrations.map((m) => m.name)
     for (const name of pluginMigrationNames()) expect(names).not.toContain(name)
     expect(await tableExists()).toBe(false)
+    expect(await tableExists(NEWEST_TABLE)).toBe(false)
   })
 
   it(
-    "run with the plugin adds its table and its migrations rows, leaving the data and core's migrations as they were",
+    "run with the plugin adds its tables and its migrations rows, leaving the data and core's migrations as they were",
     async () => {
       await runWithPlugin()
 
       expect(await tableExists()).toBe(true)
+      expect(await tableExists(NEWEST_TABLE)).toBe(true)
       const executed = await executedMigrations()
       expect(executed.slice(0, coreMigrations.length)).toEqual(coreMigrations)
       expect(executed.slice(coreMigrations.length).map((m) => m.name)).toEqual(pluginMigrationNames())
@@ -184,7 +189,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   )
 
   it(
-    "revert (the plugin's migration being the last executed) drops the table and its migrations row; run brings it back",
+    "revert (the plugin's newest migration being the last executed) drops its table and its migrations row; run brings it back",
     async () => {
       await runWithPlugin()
       const names = pluginMigrationNames()
@@ -198,17 +203,18 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         code: 0,
         reverted: true,
       })
-      expect(await tableExists()).toBe(false)
+      expect(await tableExists(NEWEST_TABLE)).toBe(false)
+      expect(await tableExists()).toBe(true)
       expect(await executedMigrations()).toEqual(executed.slice(0, -1))
       expect(await existingData()).toEqual(dataBefore)
 
       await runWithPlugin()
 
-      expect(await tableExists()).toBe(true)
+      expect(await tableExists(NEWEST_TABLE)).toBe(true)
       const again = await executedMigrations()
       expect(again.slice(0, -1)).toEqual(executed.slice(0, -1))
       expect(again[again.length - 1].name).toBe(newest)
-      expect((await client.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n).toBe(0)
+      expect((await client.query(`SELECT count(*)::int AS n FROM ${NEWEST_TABLE}`)).rows[0].n).toBe(0)
       expect(await existingData()).toEqual(dataBefore)
     },
     180_000
