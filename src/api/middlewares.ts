@@ -7,7 +7,13 @@ import { paymentCollectionsErrorHandler } from "../lib/error-handler"
 import { idempotency } from "../lib/idempotency-middleware"
 import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "../lib/plugin-info"
 import { jsonBodyOnly, oncePerRequest, rejectImpossibleIds } from "../lib/request-guards"
-import { StoreGetPaymentCollectionsParams } from "./store/payment-collections/validators"
+import { validateBody } from "../lib/validate-body"
+import {
+  StoreGetPaymentCollectionsParams,
+  StorePaymentCollectionSessionsReq,
+  StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
+  StorePostPaymentCollectionsBatchSessionsReq,
+} from "./store/payment-collections/validators"
 
 /** Core's defaults for "Get a PaymentCollection" (api/routes/store/payment-collections). */
 export const defaultStorePaymentCollectionFields = [
@@ -50,10 +56,39 @@ const SESSION_ROUTES = [
   "/store/payment-collections/:id/sessions/:session_id/authorize",
 ]
 
+/**
+ * The body each POST takes, by path (refresh and single authorize take none).
+ * Matched on the request's own path: Express also runs the middlewares of
+ * `/:id/sessions/:session_id` for `/:id/sessions/batch`.
+ */
+const BODIES: [RegExp, new () => object][] = [
+  [/\/sessions\/batch\/authorize\/?$/, StorePostPaymentCollectionsBatchSessionsAuthorizeReq],
+  [/\/sessions\/batch\/?$/, StorePostPaymentCollectionsBatchSessionsReq],
+  [/\/payment-collections\/[^/]+\/sessions\/?$/, StorePaymentCollectionSessionsReq],
+]
+
+/**
+ * Validates the body before anything else happens (an Idempotency-Key is only
+ * claimed for a request that passed), leaving it on `req.validatedBody`.
+ */
+async function validateSessionBody(req: Request, _res: Response, next: NextFunction) {
+  const dto = BODIES.find(([path]) => path.test(req.path))?.[1]
+  if (!dto) {
+    return next()
+  }
+  try {
+    ;(req as Request & { validatedBody?: unknown }).validatedBody = await validateBody(dto, req.body)
+    next()
+  } catch (err) {
+    next(err)
+  }
+}
+
 const sessionRouteMiddlewares = [
   markServedByPlugin,
   rejectImpossibleIds,
   jsonBodyOnly(),
+  oncePerRequest(validateSessionBody),
   oncePerRequest(idempotency()),
 ]
 

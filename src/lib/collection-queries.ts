@@ -153,70 +153,16 @@ export async function readSessionsAndRegion(
   }
 }
 
-export async function linkSession(
-  tx: EntityManager,
-  collectionId: string,
-  sessionId: string
-): Promise<void> {
-  await tx.query(
-    `INSERT INTO payment_collection_sessions (payment_collection_id, payment_session_id)
-     VALUES ($1, $2)`,
-    [collectionId, sessionId]
-  )
-}
 
-export async function linkPayment(
-  tx: EntityManager,
-  collectionId: string,
-  paymentId: string
-): Promise<void> {
-  await tx.query(
-    `INSERT INTO payment_collection_payments (payment_collection_id, payment_id)
-     VALUES ($1, $2)`,
-    [collectionId, paymentId]
-  )
-}
 
-export async function markSessionRefused(
-  tx: EntityManager,
-  sessionId: string
-): Promise<SessionRow> {
-  const result = await tx.query(
-    `UPDATE payment_session SET status = 'error', updated_at = now()
-      WHERE id = $1
-      RETURNING *`,
-    [sessionId]
-  )
-  return updatedRows<SessionRow>(result)[0]
-}
 
-export async function saveCollectionStatus(
-  tx: EntityManager,
-  collectionId: string,
-  status: string,
-  authorizedAmount: number
-): Promise<CollectionRow> {
-  const rows = await tx.query(
-    `UPDATE payment_collection
-        SET status = $2, authorized_amount = $3, updated_at = now()
-      WHERE id = $1
-      RETURNING *`,
-    [collectionId, status, authorizedAmount]
-  )
-  return updatedRows<CollectionRow>(rows)[0]
-}
 
-/** UPDATE ... RETURNING answers [rows, count] through TypeORM's postgres driver. */
-function updatedRows<T>(result: unknown): T[] {
-  const rows = result as unknown[]
-  return (Array.isArray(rows[0]) ? rows[0] : rows) as T[]
-}
 
-const COLLECTION_COLUMNS = [
+export const COLLECTION_COLUMNS = [
   "id", "created_at", "updated_at", "deleted_at", "type", "status", "description",
   "amount", "authorized_amount", "region_id", "currency_code", "metadata", "created_by",
 ]
-const SESSION_COLUMNS = [
+export const SESSION_COLUMNS = [
   "id", "created_at", "updated_at", "cart_id", "provider_id", "is_selected",
   "is_initiated", "status", "data", "idempotency_key", "amount", "payment_authorized_at",
 ]

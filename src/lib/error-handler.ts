@@ -1,7 +1,13 @@
 import { errorHandler } from "@medusajs/medusa"
 import type { NextFunction, Request, Response } from "express"
 import { MedusaError } from "medusa-core-utils"
-import { isPaymentProviderUnavailable, pgCode } from "./errors"
+import {
+  databaseUnavailable,
+  isConnectionFailure,
+  isDatabaseUnavailableError,
+  isPaymentProviderUnavailable,
+  pgCode,
+} from "./errors"
 
 /** PostgreSQL's refusal of a text value (a NUL byte, an untranslatable character). */
 function isInvalidTextParameter(err: unknown): boolean {
@@ -22,10 +28,11 @@ const BODY_PARSER_MESSAGES: Record<string, string> = {
 }
 
 /**
- * Medusa's error handler, plus what it answers 500 for although the client or
- * a provider is at fault: body-parser errors (malformed JSON, a body too large)
- * become 4xx `invalid_data`, and an unreachable or crashing provider becomes a
- * 502/504 whose body names the provider.
+ * Medusa's error handler, plus what it answers 500 for although the client, a
+ * provider or the database's availability is at fault: body-parser errors
+ * (malformed JSON, a body too large) become 4xx `invalid_data`, an unreachable
+ * or crashing provider becomes a 502/504 whose body names the provider, and a
+ * database that cannot be reached a 503 (retry later).
  */
 export function paymentCollectionsErrorHandler() {
   const medusaErrorHandler = errorHandler()
@@ -54,6 +61,13 @@ export function paymentCollectionsErrorHandler() {
         type: MedusaError.Types.INVALID_DATA,
         message: "The request contains characters that cannot be stored",
       })
+      return
+    }
+    if (isDatabaseUnavailableError(err) || isConnectionFailure(err)) {
+      const unavailable = isDatabaseUnavailableError(err)
+        ? err
+        : databaseUnavailable("The database is unavailable; retry later")
+      res.status(503).json({ type: unavailable.type, code: unavailable.code, message: unavailable.message })
       return
     }
     if (isPaymentProviderUnavailable(err)) {

@@ -90,3 +90,38 @@ export function isUnknownFieldOrRelation(err: unknown): boolean {
       ))
   )
 }
+
+export type DatabaseUnavailableError = MedusaError & { status: 503; database_unavailable: true }
+
+/** The database (or the attempt journal's connection to it) cannot be reached: 503, retry later. */
+export function databaseUnavailable(message: string): DatabaseUnavailableError {
+  const err = new MedusaError(MedusaError.Types.DB_ERROR, message, "database_unavailable")
+  return Object.assign(err, { status: 503 as const, database_unavailable: true as const })
+}
+
+export function isDatabaseUnavailableError(err: unknown): err is DatabaseUnavailableError {
+  return (err as { database_unavailable?: unknown })?.database_unavailable === true
+}
+
+/** PostgreSQL's codes for a server that is going away, starting or unreachable. */
+const UNAVAILABLE_PG_CODES = new Set(["57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"])
+const UNAVAILABLE_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"])
+const UNAVAILABLE_MESSAGES = [
+  /Connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /Client has encountered a connection error/i,
+  /Connection is not established/i,
+  /Query read timeout/i,
+  /the database system is (starting up|shutting down|in recovery mode)/i,
+]
+
+/** Whether `err` says the database could not be reached (not that a statement was wrong). */
+export function isConnectionFailure(err: unknown): boolean {
+  const e = err as { code?: unknown; driverError?: { code?: unknown; message?: unknown }; message?: unknown }
+  const code = pgCode(err)
+  if (code && (UNAVAILABLE_PG_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) {
+    return true
+  }
+  const message = String(e?.driverError?.message ?? e?.message ?? "")
+  return UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(message))
+}

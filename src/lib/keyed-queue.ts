@@ -53,6 +53,11 @@ export class KeyedQueue {
     }
   }
 
+  /** Whether a task for `key` is running or waiting. */
+  isBusy(key: string): boolean {
+    return this.tails.has(key)
+  }
+
   get size(): number {
     return this.tails.size
   }

@@ -1,5 +1,8 @@
 import type { MedusaRequest } from "@medusajs/medusa"
+import type { RequestInfo } from "./collection-work"
+import type PaymentCollectionAuthorizationService from "../services/payment-collection-authorization"
 import type PaymentCollectionSessionService from "../services/payment-collection-session"
+import { IDEMPOTENCY_KEY_HEADER } from "./idempotency-middleware"
 
 /** The logged-in customer, when the storefront sent one (optional auth). */
 export function customerIdOf(req: MedusaRequest): string | undefined {
@@ -7,10 +10,22 @@ export function customerIdOf(req: MedusaRequest): string | undefined {
   return user?.customer_id
 }
 
-export function sessionServiceOf(
-  req: MedusaRequest
-): PaymentCollectionSessionService {
+/** Who asks: the customer, and what the attempt journal records of the request. */
+export function requestInfoOf(req: MedusaRequest): RequestInfo {
+  const requestId = (req as MedusaRequest & { requestId?: unknown }).requestId
+  return {
+    customerId: customerIdOf(req),
+    requestId: requestId === undefined ? undefined : String(requestId),
+    idempotencyKey: req.get(IDEMPOTENCY_KEY_HEADER),
+  }
+}
+
+export function sessionServiceOf(req: MedusaRequest): PaymentCollectionSessionService {
   return req.scope.resolve("paymentCollectionSessionService")
+}
+
+export function authorizationServiceOf(req: MedusaRequest): PaymentCollectionAuthorizationService {
+  return req.scope.resolve("paymentCollectionAuthorizationService")
 }
 
 /** Medusa's `request_context` (ip, user agent), passed to providers on authorize. */

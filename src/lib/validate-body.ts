@@ -28,3 +28,14 @@ export async function validateQuery<T extends object>(
 ): Promise<T> {
   return await validator(dto, (query ?? {}) as object)
 }
+
+/**
+ * The body the route's middleware validated (api/middlewares.ts), or — should
+ * a route ever be reached without it — the same validation here.
+ */
+export async function validatedBodyOf<T extends object>(
+  req: { body?: unknown; validatedBody?: unknown },
+  dto: ClassConstructor<T>
+): Promise<T> {
+  return req.validatedBody instanceof dto ? (req.validatedBody as T) : await validateBody(dto, req.body)
+}

@@ -1,94 +1,44 @@
-import {
-  CustomerService,
-  EventBusService,
-  PaymentProviderService,
-  PaymentSession,
-  TransactionBaseService,
-} from "@medusajs/medusa"
+import { PaymentProviderService, TransactionBaseService } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
+import { AlreadySetHints } from "../lib/already-set-hints"
+import { CollectionLock } from "../lib/collection-lock"
 import {
   CollectionRow,
   RegionWithProviders,
   SessionRow,
-  linkPayment,
-  linkSession,
-  listPayments,
-  listSessions,
-  lockCollectionNoWait,
-  markSessionRefused,
   readCollection,
   readSessionsAndRegion,
-  saveCollectionStatus,
 } from "../lib/collection-queries"
-import {
-  PG_LOCK_NOT_AVAILABLE,
-  conflictError,
-  isMedusaError,
-  isRetryableConflict,
-  pgCode,
-} from "../lib/errors"
-import { AlreadySetHints } from "../lib/already-set-hints"
-import { KeyedQueue } from "../lib/keyed-queue"
-import { ProviderGateway } from "../lib/provider-gateway"
-import {
-  RequestedSession,
-  isAuthorized,
-  planSessions,
-  statusForAuthorizedAmount,
-} from "../lib/session-plan"
-import {
-  PluginOptions,
-  ResolvedPluginOptions,
-  resolveOptions,
-} from "../types/options"
+import { CollectionWithSessions, collectionWithSessions, sessionResponse } from "../lib/collection-response"
+import { NewSession, SessionUpdate, writeSessionChanges } from "../lib/collection-writes"
+import { RequestInfo, workOnCollection } from "../lib/collection-work"
+import { entityId } from "../lib/entity-id"
+import { CallSpec, ProviderCalls } from "../lib/provider-calls"
+import { ProviderClient, ProviderOutcome } from "../lib/provider-client"
+import { providerFailure } from "../lib/provider-failure"
+import { CustomerLike, processorContext } from "../lib/session-input"
+import { RequestedSession, isAuthorized, planSessions } from "../lib/session-plan"
+import { PluginOptions, ResolvedPluginOptions, resolveOptions } from "../types/options"
+import type PaymentAttemptsService from "./payment-attempts"
+import type PaymentReconcilerService from "./payment-reconciler"
 
 type InjectedDependencies = {
   manager: EntityManager
   paymentProviderService: PaymentProviderService
-  customerService: CustomerService
-  eventBusService: EventBusService
+  paymentAttemptsService: PaymentAttemptsService
+  paymentReconcilerService: PaymentReconcilerService
   logger: { warn: (m: string) => void; error: (m: string) => void }
 }
 
-type Work<T> = (
-  tx: EntityManager,
-  collection: CollectionRow,
-  provider: ProviderGateway
-) => Promise<T>
-
-type CustomerLike = { id: string; email: string; metadata?: unknown }
-
-/** A session as paymentProviderService takes and returns it. */
-type Session = SessionRow | PaymentSession
-
-/** `{ payment_collection }` of the session endpoints, as core answers it. */
-export type CollectionWithSessions = CollectionRow & {
-  region: RegionWithProviders["region"]
-  payment_sessions: Session[]
-}
-
-/** `{ payment_collection }` of the batch authorize endpoint, as core answers it. */
-export type CollectionWithPayments = CollectionRow & {
-  payment_sessions: Session[]
-  payments: Record<string, unknown>[]
-}
+export type { CollectionWithSessions } from "../lib/collection-response"
+export type { RequestInfo } from "../lib/collection-work"
 
 const SESSION_STATUSES_ALLOWED = ["not_paid", "awaiting"]
 const BATCH_STATUSES_ALLOWED = ["not_paid", "awaiting", "partially_authorized"]
 
-/** Backoff between attempts at a row another process holds: 5, 10, 20 … 100 ms. */
-const LOCK_RETRY_MIN_MS = 5
-const LOCK_RETRY_MAX_MS = 100
-/** Attempts at a transaction that hit a serialization failure or deadlock. */
-const MAX_CONFLICT_ATTEMPTS = 3
-
-/** One per process: see KeyedQueue for why it exists next to the row lock. */
-const collectionQueue = new KeyedQueue()
 /** One per process: which collections are worth trying the lock-free read on. */
 const alreadySetHints = new AlreadySetHints()
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Core's GET loads `region` without its providers. */
 function withoutProviders(region: RegionWithProviders["region"]): Record<string, unknown> {
@@ -96,31 +46,32 @@ function withoutProviders(region: RegionWithProviders["region"]): Record<string,
   return rest
 }
 
-function replaceSession(sessions: Session[], updated: Session): void {
-  const index = sessions.findIndex((s) => s.id === updated.id)
-  if (index >= 0) {
-    sessions[index] = updated
-  }
+/** The id a provider gives its own object (a Stripe intent's `pi_…`), when it has one. */
+function providerObjectId(data: Record<string, unknown> | null | undefined): unknown {
+  return data?.id
 }
 
+/**
+ * The session endpoints of the group: "Get a PaymentCollection", "Create a
+ * Payment Session", "Manage Payment Sessions" (batch) and "Refresh a Payment
+ * Session". Each change runs under the collection's lock with every provider
+ * call journaled (see lib/collection-work.ts); authorization lives in
+ * payment-collection-authorization.ts.
+ */
 export default class PaymentCollectionSessionService extends TransactionBaseService {
-  static readonly Events = {
-    PAYMENT_AUTHORIZED: "payment-collection.payment_authorized",
-  }
-
   protected readonly options_: ResolvedPluginOptions
-  protected readonly paymentProviderService_: PaymentProviderService
-  protected readonly customerService_: CustomerService
-  protected readonly eventBusService_: EventBusService
+  protected readonly client_: ProviderClient
+  protected readonly attempts_: PaymentAttemptsService
+  protected readonly reconciler_: PaymentReconcilerService
   protected readonly logger_: InjectedDependencies["logger"]
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
     // eslint-disable-next-line prefer-rest-params
     super(container, options as Record<string, unknown>)
     this.options_ = resolveOptions(options)
-    this.paymentProviderService_ = container.paymentProviderService
-    this.customerService_ = container.customerService
-    this.eventBusService_ = container.eventBusService
+    this.client_ = new ProviderClient(container.paymentProviderService, this.options_.provider_timeout_ms)
+    this.attempts_ = container.paymentAttemptsService
+    this.reconciler_ = container.paymentReconcilerService
     this.logger_ = container.logger
   }
 
@@ -137,8 +88,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         `Payment collection with id ${collectionId} was not found`
       )
     }
-    const { id, type, status, description, amount, currency_code, metadata } =
-      read.collection
+    const { id, type, status, description, amount, currency_code, metadata } = read.collection
     const region = read.region && withoutProviders(read.region)
     return {
       id,
@@ -148,7 +98,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       amount,
       currency_code,
       metadata,
-      payment_sessions: read.sessions,
+      payment_sessions: read.sessions.map(sessionResponse),
       region,
     }
   }
@@ -161,7 +111,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
   async setSession(
     collectionId: string,
     providerId: string,
-    customerId?: string
+    request: RequestInfo = {}
   ): Promise<CollectionWithSessions> {
     const unchanged = alreadySetHints.suggests(collectionId, providerId)
       ? await this.answerIfAlreadySet(collectionId, providerId)
@@ -169,22 +119,19 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     if (unchanged) {
       return unchanged
     }
-    return await this.withLockedCollection(
-      collectionId,
-      async (tx, collection, provider) => {
-        this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
-        const current = await readSessionsAndRegion(tx, collection)
-        const sameProvider = current.sessions.find((s) => s.provider_id === providerId)
-        const wanted: RequestedSession = {
-          provider_id: providerId,
-          amount: collection.amount,
-          session_id: sameProvider?.id,
-        }
-        const answer = await this.applySessions(tx, collection, provider, current, [wanted], customerId)
-        alreadySetHints.remember(collection.id, providerId)
-        return answer
+    return await this.work(collectionId, request, async (tx, collection, calls) => {
+      this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
+      const current = await readSessionsAndRegion(tx, collection)
+      const sameProvider = current.sessions.find((s) => s.provider_id === providerId)
+      const wanted: RequestedSession = {
+        provider_id: providerId,
+        amount: collection.amount,
+        session_id: sameProvider?.id,
       }
-    )
+      const answer = await this.applySessions(tx, collection, calls, current, [wanted], request)
+      alreadySetHints.remember(collection.id, providerId)
+      return answer
+    })
   }
 
   /**
@@ -193,8 +140,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * amount, and the provider is still usable. Such a request writes nothing
    * and calls no provider, so it is answered from one consistent read, without
    * waiting for the lock — it is a read that happened before whatever holds
-   * the lock commits. (Core would call the provider's update again, also
-   * passing a customer who logged in since; the plugin does not, locked or not.)
+   * the lock commits. (Core would call the provider's update again; the plugin
+   * does not, locked or not.)
    */
   protected async answerIfAlreadySet(
     collectionId: string,
@@ -211,196 +158,80 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       sessions.length !== 1 ||
       session.provider_id !== providerId ||
       session.amount !== collection.amount ||
-      !this.usableProviders(this.gateway(), enabledProviderIds).has(providerId)
+      !this.usableProviders(enabledProviderIds).has(providerId)
     ) {
       return undefined
     }
-    return { ...collection, region, payment_sessions: sessions }
+    return collectionWithSessions(collection, region, sessions)
   }
 
   /** "Manage Payment Sessions": the collection holds exactly `requested`. */
   async setSessionsBatch(
     collectionId: string,
     requested: RequestedSession[],
-    customerId?: string
+    request: RequestInfo = {}
   ): Promise<CollectionWithSessions> {
-    return await this.withLockedCollection(
-      collectionId,
-      async (tx, collection, provider) => {
-        this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const current = await readSessionsAndRegion(tx, collection)
-        return await this.applySessions(tx, collection, provider, current, requested, customerId)
-      }
-    )
-  }
-
-  /**
-   * Authorizes the listed sessions that are not authorized yet. A session that
-   * is already authorized is never sent to its provider again. Sessions whose
-   * provider refused are returned in `refused`; the rest is committed.
-   */
-  async authorizeSessions(
-    collectionId: string,
-    sessionIds: string[],
-    context: Record<string, unknown> = {}
-  ): Promise<{ collection: CollectionWithPayments; refused: string[] }> {
-    return await this.withLockedCollection(
-      collectionId,
-      async (tx, collection, provider) => {
-        const sessions = await listSessions(tx, collection.id)
-        const known = new Set(sessions.map((s) => s.id))
-        const foreign = sessionIds.filter((id) => !known.has(id))
-        if (foreign.length) {
-          throw new MedusaError(
-            MedusaError.Types.NOT_FOUND,
-            `Payment session ${foreign.join(", ")} does not belong to payment collection ${collection.id}`
-          )
-        }
-        const { refused, collection: updated } = await this.authorizeInLock(
-          tx,
-          collection,
-          provider,
-          sessions,
-          new Set(sessionIds),
-          context
-        )
-        return {
-          collection: {
-            ...updated,
-            payment_sessions: sessions,
-            payments: await listPayments(tx, collection.id),
-          },
-          refused,
-        }
-      }
-    )
+    return await this.work(collectionId, request, async (tx, collection, calls) => {
+      this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
+      const current = await readSessionsAndRegion(tx, collection)
+      return await this.applySessions(tx, collection, calls, current, requested, request)
+    })
   }
 
   /** "Refresh a Payment Session": a new provider session replaces the old one. */
   async refreshSession(
     collectionId: string,
     sessionId: string,
-    customerId?: string
-  ): Promise<Session> {
-    return await this.withLockedCollection(
-      collectionId,
-      async (tx, collection, provider) => {
-        this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-        const { sessions, enabledProviderIds } = await readSessionsAndRegion(tx, collection)
-        const session = sessions.find((s) => s.id === sessionId)
-        if (!session) {
-          throw new MedusaError(
-            MedusaError.Types.NOT_FOUND,
-            `Payment session ${sessionId} does not belong to payment collection ${collection.id}`
-          )
-        }
-        if (isAuthorized(session)) {
-          throw new MedusaError(
-            MedusaError.Types.NOT_ALLOWED,
-            `Payment session ${sessionId} is authorized and cannot be refreshed`
-          )
-        }
-        if (!this.usableProviders(provider, enabledProviderIds).has(session.provider_id)) {
-          throw new MedusaError(
-            MedusaError.Types.INVALID_DATA,
-            `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
-          )
-        }
-        const customer = await this.retrieveCustomer(tx, customerId)
-        const created = await this.initiate(
-          tx,
-          collection,
-          provider,
-          { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
-          customer
+    request: RequestInfo = {}
+  ): Promise<SessionRow> {
+    return await this.work(collectionId, request, async (tx, collection, calls) => {
+      this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
+      const { sessions, enabledProviderIds } = await readSessionsAndRegion(tx, collection)
+      const session = sessions.find((s) => s.id === sessionId)
+      if (!session) {
+        throw new MedusaError(
+          MedusaError.Types.NOT_FOUND,
+          `Payment session ${sessionId} does not belong to payment collection ${collection.id}`
         )
-        await this.removeSessions(tx, provider, [session])
-        return created
       }
-    )
-  }
-
-  /**
-   * Serializes all work on one payment collection, across processes.
-   *
-   * Lock order, the same on every path: (1) this process's queue for the
-   * collection, (2) the `payment_collection` row, FOR UPDATE, before anything
-   * is read for a decision, (3) the collection's sessions, payments and join
-   * rows. Provider calls happen while (2) is held, so two requests can never
-   * both decide to initiate or authorize; what a provider did is undone there
-   * when the transaction does not commit.
-   *
-   * (2) is taken with NOWAIT and retried with backoff until `lock_timeout_ms`:
-   * a request waiting for another process never holds a pool connection.
-   */
-  protected async withLockedCollection<T>(
-    collectionId: string,
-    work: Work<T>
-  ): Promise<T> {
-    const deadline = Date.now() + this.options_.lock_timeout_ms
-    const busy = () =>
-      conflictError(
-        `Payment collection ${collectionId} is busy with another request; retry later`
+      if (isAuthorized(session)) {
+        throw new MedusaError(
+          MedusaError.Types.NOT_ALLOWED,
+          `Payment session ${sessionId} is authorized and cannot be refreshed`
+        )
+      }
+      if (!this.usableProviders(enabledProviderIds).has(session.provider_id)) {
+        throw new MedusaError(
+          MedusaError.Types.INVALID_DATA,
+          `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
+        )
+      }
+      const customer = await this.retrieveCustomer(tx, request.customerId)
+      const created = await this.initiate(
+        tx,
+        collection,
+        calls,
+        { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
+        customer
       )
-    return await collectionQueue.run(
-      collectionId,
-      this.options_.lock_timeout_ms,
-      async () => {
-        let conflicts = 0
-        for (let lockAttempt = 0; ; lockAttempt++) {
-          const provider = this.gateway()
-          try {
-            return await this.manager_.transaction(async (tx) => {
-              const collection = await lockCollectionNoWait(
-                tx,
-                collectionId,
-                Math.max(1, deadline - Date.now())
-              )
-              if (!collection) {
-                throw new MedusaError(
-                  MedusaError.Types.NOT_FOUND,
-                  `Payment collection with id ${collectionId} was not found`
-                )
-              }
-              return await work(tx, collection, provider)
-            })
-          } catch (err) {
-            const undoable = provider.hasSideEffects
-            await provider.undo()
-            if (pgCode(err) === PG_LOCK_NOT_AVAILABLE && Date.now() < deadline) {
-              const backoff = Math.min(
-                LOCK_RETRY_MAX_MS,
-                LOCK_RETRY_MIN_MS * 2 ** Math.min(lockAttempt, 5)
-              )
-              await sleep(backoff * (0.5 + Math.random()))
-              continue
-            }
-            // A retry is safe only while no provider was involved.
-            if (
-              isRetryableConflict(err) &&
-              !undoable &&
-              ++conflicts < MAX_CONFLICT_ATTEMPTS
-            ) {
-              continue
-            }
-            if (pgCode(err) === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
-              throw busy()
-            }
-            throw err
-          }
-        }
-      },
-      busy
-    )
+      const [row] = await this.write(tx, collection, calls, { created: [created], updated: [], removed: [session] })
+      return sessionResponse(row)
+    })
   }
 
-  protected gateway(): ProviderGateway {
-    return new ProviderGateway(
-      this.paymentProviderService_,
-      this.manager_,
-      this.options_.provider_timeout_ms,
-      this.logger_
-    )
+  protected async work<T>(
+    collectionId: string,
+    request: RequestInfo,
+    work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls) => Promise<T>
+  ): Promise<T> {
+    const deps = {
+      options: this.options_,
+      lock: new CollectionLock(this.manager_, this.options_.lock_timeout_ms),
+      attempts: this.attempts_,
+      reconciler: this.reconciler_,
+      logger: this.logger_,
+    }
+    return await workOnCollection(deps, collectionId, request, work)
   }
 
   protected assertStatus(collection: CollectionRow, allowed: string[]): void {
@@ -417,255 +248,155 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * plugin's admin switch (both read on every request, so an admin's change
    * applies at once on every instance) and installed in this backend.
    */
-  protected usableProviders(
-    provider: ProviderGateway,
-    enabledProviderIds: string[]
-  ): Set<string> {
-    return new Set(enabledProviderIds.filter((id) => provider.isInstalled(id)))
+  protected usableProviders(enabledProviderIds: string[]): Set<string> {
+    return new Set(enabledProviderIds.filter((id) => this.client_.isInstalled(id)))
   }
 
   /**
    * Turns the collection's sessions into exactly `requested` and answers the
    * collection with its region and sessions, in the requested order (as core).
+   * New sessions are initiated and changed ones updated before anything is
+   * written; removed sessions are deleted at their provider once the
+   * transaction has committed (staged in it, so a rollback drops them).
    */
   protected async applySessions(
     tx: EntityManager,
     collection: CollectionRow,
-    provider: ProviderGateway,
+    calls: ProviderCalls,
     current: RegionWithProviders & { sessions: SessionRow[] },
     requested: RequestedSession[],
-    customerId?: string
+    request: RequestInfo
   ): Promise<CollectionWithSessions> {
     const { region, enabledProviderIds, sessions: existing } = current
     const plan = planSessions({
       collectionAmount: collection.amount,
       existing,
       requested,
-      usableProviders: this.usableProviders(provider, enabledProviderIds),
+      usableProviders: this.usableProviders(enabledProviderIds),
     })
 
     const needsProvider = plan.create.length || plan.update.length
-    const customer = needsProvider
-      ? await this.retrieveCustomer(tx, customerId)
-      : null
+    const customer = needsProvider ? await this.retrieveCustomer(tx, request.customerId) : null
 
-    // New sessions first: if one is refused, nothing was removed yet.
-    const created: Session[] = []
+    const created: NewSession[] = []
     for (const wanted of plan.create) {
-      created.push(await this.initiate(tx, collection, provider, wanted, customer))
+      created.push(await this.initiate(tx, collection, calls, wanted, customer))
     }
-    const resulting = new Map<string, Session>(plan.keep.map((s) => [s.id, s]))
+    const updated: SessionUpdate[] = []
+    const replaced: SessionRow[] = []
     for (const { session, amount } of plan.update) {
-      const input = this.sessionInput(
-        collection,
-        { provider_id: session.provider_id, amount },
-        customer
-      )
-      const previousInput = this.sessionInput(
-        collection,
-        { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
-        customer
-      )
-      const updated = await provider.call(
-        session.provider_id,
+      const context = processorContext(collection, amount, customer)
+      const outcome = await this.callProvider(
+        calls,
+        { operation: "update", providerId: session.provider_id, sessionId: session.id, amount },
         "update the payment",
-        () => this.paymentProviderService_.withTransaction(tx).updateSession(session, input),
-        {
-          // Taking an update back rewrites the row too, with the values the
-          // rollback restored.
-          undoUpdate: (data) =>
-            this.paymentProviderService_
-              .withTransaction(this.manager_)
-              .updateSession({ id: session.id, provider_id: session.provider_id, data }, previousInput),
-        }
+        () => this.client_.update(session.provider_id, session, context, tx),
+        (value) => value.sessionData ?? null
       )
-      resulting.set(session.id, updated)
+      const data = outcome.sessionData
+      if (data && providerObjectId(data) !== undefined && providerObjectId(data) !== providerObjectId(session.data)) {
+        // The provider answered with a new object (Stripe re-initiates when the customer
+        // differs): the old one is deleted once this commits.
+        replaced.push(session)
+      }
+      updated.push({ id: session.id, amount, data })
     }
-    await this.removeSessions(tx, provider, plan.remove)
 
+    const rows = await this.write(tx, collection, calls, { created, updated, removed: plan.remove, replaced })
+    const byId = new Map(rows.map((row) => [row.id, row]))
     const payment_sessions = plan.steps.map((step) =>
-      step.kind === "create" ? created.shift()! : resulting.get(step.session.id)!
+      step.kind === "create" ? byId.get(created.shift()!.id)! : byId.get(step.session.id) ?? step.session
     )
-    return { ...collection, region, payment_sessions }
+    return collectionWithSessions(collection, region, payment_sessions)
   }
 
   protected async initiate(
     tx: EntityManager,
     collection: CollectionRow,
-    provider: ProviderGateway,
+    calls: ProviderCalls,
     wanted: RequestedSession,
     customer: CustomerLike | null
-  ): Promise<PaymentSession> {
-    const input = this.sessionInput(collection, wanted, customer)
-    const session = await provider.call(
-      wanted.provider_id,
+  ): Promise<NewSession> {
+    // The session's id is chosen first, so its journal row names what a commit would hold.
+    const id = entityId("ps")
+    const context = processorContext(collection, wanted.amount, customer)
+    const { sessionData } = await this.callProvider(
+      calls,
+      { operation: "initiate", providerId: wanted.provider_id, sessionId: id, amount: wanted.amount },
       "initiate the payment",
-      () => this.paymentProviderService_.withTransaction(tx).createSession(input)
+      () => this.client_.initiate(wanted.provider_id, context, tx),
+      (value) => value.sessionData
     )
-    await linkSession(tx, collection.id, session.id)
-    return session
+    return { id, provider_id: wanted.provider_id, amount: wanted.amount, data: sessionData }
   }
 
   /**
-   * Deletes sessions at their provider, then their rows (the join rows go with
-   * them, ON DELETE CASCADE). Provider first: a provider that refuses leaves
-   * the session intact, never a live provider payment without its row.
+   * One journaled call whose success this request writes in its transaction;
+   * a failure ends the request (what was done before is finished afterwards).
    */
-  protected async removeSessions(
-    tx: EntityManager,
-    provider: ProviderGateway,
-    sessions: SessionRow[]
-  ): Promise<void> {
-    for (const session of sessions) {
-      await provider.call(session.provider_id, "delete the payment", () =>
-        this.paymentProviderService_
-          .withTransaction(tx)
-          .deleteSession(session as PaymentSession)
-      )
+  protected async callProvider<T>(
+    calls: ProviderCalls,
+    spec: CallSpec,
+    action: string,
+    invoke: () => Promise<ProviderOutcome<T>>,
+    effectData: (value: T) => Record<string, unknown> | null
+  ): Promise<T> {
+    const { outcome, attemptId } = await calls.callWithId(spec, invoke, effectData)
+    if (outcome.kind !== "ok") {
+      throw providerFailure(spec.providerId, action, outcome, this.options_.provider_timeout_ms)
     }
+    calls.willCommit(attemptId)
+    return outcome.value
   }
 
-  protected async authorizeInLock(
+  /**
+   * Writes the sessions and links, marks the journal rows committed, and stages
+   * the deletes of removed (or replaced) provider sessions, all in the
+   * request's transaction.
+   */
+  protected async write(
     tx: EntityManager,
     collection: CollectionRow,
-    provider: ProviderGateway,
-    sessions: SessionRow[],
-    requested: ReadonlySet<string>,
-    context: Record<string, unknown>
-  ): Promise<{ refused: string[]; collection: CollectionRow }> {
-    // `sessions` is kept in step with what is written, for the answer.
-    if (collection.status === "canceled") {
-      throw new MedusaError(
-        MedusaError.Types.NOT_ALLOWED,
-        `Cannot authorize a payment collection with status ${collection.status}`
+    calls: ProviderCalls,
+    changes: { created: NewSession[]; updated: SessionUpdate[]; removed: SessionRow[]; replaced?: SessionRow[] }
+  ): Promise<SessionRow[]> {
+    const toDelete = [...changes.removed, ...(changes.replaced ?? [])]
+    if (toDelete.length) {
+      const staged = await this.attempts_.stage(
+        tx,
+        toDelete.map((session) => ({
+          collectionId: collection.id,
+          sessionId: session.id,
+          providerId: session.provider_id,
+          operation: "delete" as const,
+          amount: session.amount,
+          currencyCode: collection.currency_code,
+          providerData: session.data,
+          requestId: calls.origin.requestId,
+          idempotencyKey: calls.origin.idempotencyKey,
+        })),
+        // The request deletes them right after its commit, one after the other.
+        (toDelete.length + 1) * this.attempts_.leaseMs
       )
+      calls.addStaged(staged)
     }
-    if (
-      collection.status === "authorized" &&
-      collection.authorized_amount === collection.amount
-    ) {
-      return { refused: [], collection }
-    }
-    if (collection.amount <= 0) {
-      const updated = await saveCollectionStatus(tx, collection.id, "authorized", 0)
-      return { refused: [], collection: updated }
-    }
-    if (!sessions.length) {
-      throw new MedusaError(
-        MedusaError.Types.NOT_ALLOWED,
-        "You cannot complete a Payment Collection without a payment session."
-      )
-    }
-
-    const providerTx = this.paymentProviderService_.withTransaction(tx)
-    const refused: string[] = []
-    let authorizedAmount = 0
-    let attempted = false
-
-    for (const session of sessions) {
-      if (isAuthorized(session)) {
-        authorizedAmount += session.amount ?? 0
-        continue
-      }
-      if (!requested.has(session.id)) {
-        continue
-      }
-      attempted = true
-      let result: PaymentSession | undefined
-      try {
-        result = await provider.call(
-          session.provider_id,
-          "authorize the payment",
-          () => providerTx.authorizePayment(session as PaymentSession, context)
-        )
-      } catch (err) {
-        if (!isMedusaError(err, MedusaError.Types.INVALID_DATA)) {
-          throw err
-        }
-        // The provider refused: remember it on the session and go on, so the
-        // shopper can change the sessions and try again.
-        refused.push(session.id)
-        replaceSession(sessions, await markSessionRefused(tx, session.id))
-        continue
-      }
-      if (result) {
-        replaceSession(sessions, result)
-      }
-      if (result?.status !== "authorized") {
-        continue
-      }
-      authorizedAmount += session.amount ?? 0
-      const payment = await provider.call(
-        session.provider_id,
-        "retrieve the payment",
-        () =>
-          providerTx.createPayment({
-            amount: session.amount ?? 0,
-            currency_code: collection.currency_code,
-            provider_id: session.provider_id,
-            resource_id: collection.id,
-            payment_session: result!,
-          })
-      )
-      await linkPayment(tx, collection.id, payment.id)
-    }
-
-    const status = statusForAuthorizedAmount(authorizedAmount, collection.amount)
-    if (
-      !attempted &&
-      status === collection.status &&
-      authorizedAmount === collection.authorized_amount
-    ) {
-      return { refused, collection }
-    }
-    const updated = await saveCollectionStatus(
-      tx,
-      collection.id,
-      status,
-      authorizedAmount
-    )
-    await this.eventBusService_
-      .withTransaction(tx)
-      .emit(PaymentCollectionSessionService.Events.PAYMENT_AUTHORIZED, {
-        id: collection.id,
-      })
-    return { refused, collection: updated }
+    return await writeSessionChanges(tx, collection.id, {
+      created: changes.created,
+      updated: changes.updated,
+      removedIds: changes.removed.map((s) => s.id),
+      committedAttemptIds: calls.committedIds(),
+    })
   }
 
-  protected async retrieveCustomer(
-    tx: EntityManager,
-    customerId?: string
-  ): Promise<CustomerLike | null> {
+  /** The logged-in customer's email, which core passes to providers (as the cart's email). */
+  protected async retrieveCustomer(tx: EntityManager, customerId?: string): Promise<CustomerLike | null> {
     if (!customerId) {
       return null
     }
-    return await this.customerService_
-      .withTransaction(tx)
-      .retrieve(customerId, { select: ["id", "email", "metadata"] })
-      .catch(() => null)
-  }
-
-  /** The input core builds for a payment collection's session. */
-  protected sessionInput(
-    collection: CollectionRow,
-    wanted: { provider_id: string; amount: number },
-    customer: CustomerLike | null
-  ) {
-    return {
-      cart: {
-        email: customer?.email || "",
-        context: {},
-        shipping_methods: [],
-        shipping_address: null,
-        id: "",
-        region_id: collection.region_id,
-        total: wanted.amount,
-      },
-      resource_id: collection.id,
-      currency_code: collection.currency_code,
-      amount: wanted.amount,
-      provider_id: wanted.provider_id,
-      customer: customer as never,
-    }
+    const [customer]: CustomerLike[] = await tx.query(
+      `SELECT id, email FROM customer WHERE id = $1 AND deleted_at IS NULL`,
+      [customerId]
+    )
+    return customer ?? null
   }
 }

@@ -117,3 +117,25 @@ export function resolveOptions(options: PluginOptions | undefined = {}): Resolve
   }
   return resolved
 }
+
+/** Provider calls a request may keep starting for, after its turn came: this many provider timeouts. */
+const PROVIDER_BUDGET_TIMEOUTS = 4
+
+/**
+ * How long after it starts a request stops starting provider calls: its wait
+ * for the collection's lock plus a budget of provider time. A batch that needs
+ * more is answered 504 and what it did is finished like any failed request.
+ */
+export function requestBudgetMs(options: ResolvedPluginOptions): number {
+  return options.lock_timeout_ms + PROVIDER_BUDGET_TIMEOUTS * options.provider_timeout_ms
+}
+
+/**
+ * The longest a request can run under these options: its budget, the last
+ * provider call started within it, and the wait for the lock again to finish
+ * what it did not commit. An Idempotency-Key whose request has run longer than
+ * this is taken to be stuck (its process died).
+ */
+export function longestRequestMs(options: ResolvedPluginOptions): number {
+  return requestBudgetMs(options) + options.provider_timeout_ms + options.lock_timeout_ms
+}

@@ -1,15 +1,15 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { customerIdOf, sessionServiceOf } from "../../../../../lib/request-context"
-import { validateBody } from "../../../../../lib/validate-body"
+import { requestInfoOf, sessionServiceOf } from "../../../../../lib/request-context"
+import { validatedBodyOf } from "../../../../../lib/validate-body"
 import { StorePaymentCollectionSessionsReq } from "../../validators"
 
 /** Create a Payment Session. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
-  const body = await validateBody(StorePaymentCollectionSessionsReq, req.body)
+  const body = await validatedBodyOf(req, StorePaymentCollectionSessionsReq)
   const payment_collection = await sessionServiceOf(req).setSession(
     req.params.id,
     body.provider_id,
-    customerIdOf(req)
+    requestInfoOf(req)
   )
   res.status(200).json({ payment_collection })
 }

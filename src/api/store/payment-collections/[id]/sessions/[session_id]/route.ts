@@ -1,12 +1,12 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { customerIdOf, sessionServiceOf } from "../../../../../../lib/request-context"
+import { requestInfoOf, sessionServiceOf } from "../../../../../../lib/request-context"
 
 /** Refresh a Payment Session: a new provider session replaces it. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
   const payment_session = await sessionServiceOf(req).refreshSession(
     req.params.id,
     req.params.session_id,
-    customerIdOf(req)
+    requestInfoOf(req)
   )
   res.status(200).json({ payment_session })
 }

@@ -1,20 +1,24 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
-import { requestContextOf, sessionServiceOf } from "../../../../../../../lib/request-context"
-import { validateBody } from "../../../../../../../lib/validate-body"
+import { authorizationServiceOf, requestContextOf, requestInfoOf } from "../../../../../../../lib/request-context"
+import { validatedBodyOf } from "../../../../../../../lib/validate-body"
 import { StorePostPaymentCollectionsBatchSessionsAuthorizeReq } from "../../../../validators"
 
-/** Authorize Payment Sessions. */
+/**
+ * Authorize Payment Sessions. What was authorized is kept whatever else
+ * failed; a provider that crashed or did not answer is named in the error.
+ */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
-  const body = await validateBody(
-    StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
-    req.body
-  )
-  const { collection, refused } = await sessionServiceOf(req).authorizeSessions(
+  const body = await validatedBodyOf(req, StorePostPaymentCollectionsBatchSessionsAuthorizeReq)
+  const { collection, refused, unavailable } = await authorizationServiceOf(req).authorizeSessions(
     req.params.id,
     body.session_ids,
-    requestContextOf(req)
+    requestContextOf(req),
+    requestInfoOf(req)
   )
+  if (unavailable) {
+    throw unavailable
+  }
   if (refused.length) {
     throw new MedusaError(
       MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,

@@ -1,0 +1,141 @@
+import { MedusaError } from "medusa-core-utils"
+import { EntityManager } from "typeorm"
+import { CollectionRow, lockCollectionNoWait } from "./collection-queries"
+import { PG_LOCK_NOT_AVAILABLE, conflictError, isRetryableConflict, pgCode } from "./errors"
+import { KeyedQueue } from "./keyed-queue"
+
+/** Backoff between attempts at a row another process holds: 5, 10, 20 … 100 ms. */
+const LOCK_RETRY_MIN_MS = 5
+const LOCK_RETRY_MAX_MS = 100
+/** Attempts at a transaction that hit a serialization failure or deadlock. */
+const MAX_CONFLICT_ATTEMPTS = 3
+
+/** One per process: see KeyedQueue for why it exists next to the row lock. */
+const collectionQueue = new KeyedQueue()
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export type LockedWork<T> = (tx: EntityManager, collection: CollectionRow) => Promise<T>
+
+export type LockOptions = {
+  /** Whether a serialization failure or deadlock may run `work` again (no provider was called). */
+  mayRetry?: () => boolean
+}
+
+/** What trying the lock once came to. */
+export type TryResult<T> = { locked: true; value: T } | { locked: false; reason: "busy" | "missing" }
+
+/**
+ * Serializes all work on one payment collection, across processes.
+ *
+ * Lock order, the same on every path: (1) this process's queue for the
+ * collection, (2) the `payment_collection` row, FOR UPDATE, before anything
+ * is read for a decision, (3) the collection's sessions, payments and join
+ * rows. Provider calls happen while (2) is held, so two requests can never
+ * both decide to initiate or authorize, and holding (2) proves that no
+ * request is mid-way on this collection in any process.
+ *
+ * (2) is taken with NOWAIT and retried with backoff until `lockTimeoutMs`:
+ * a request waiting for another process never holds a pool connection.
+ */
+export class CollectionLock {
+  constructor(
+    private readonly manager: EntityManager,
+    private readonly lockTimeoutMs: number
+  ) {}
+
+  /** (1) then (2): what a request does. `inQueue` runs more locked work in the same turn. */
+  async run<T>(
+    collectionId: string,
+    work: (inQueue: InQueue) => Promise<T>
+  ): Promise<T> {
+    return await collectionQueue.run(
+      collectionId,
+      this.lockTimeoutMs,
+      () => work(new InQueue(this.manager, collectionId, this.lockTimeoutMs)),
+      () => busy(collectionId)
+    )
+  }
+
+  /** (1) and (2), giving up at once when a request holds either: what the reconciler does. */
+  async tryNow<T>(collectionId: string, work: LockedWork<T>): Promise<TryResult<T>> {
+    if (collectionQueue.isBusy(collectionId)) {
+      return { locked: false, reason: "busy" }
+    }
+    return await this.run(collectionId, (inQueue) => inQueue.tryOnce(work))
+  }
+}
+
+export class InQueue {
+  constructor(
+    private readonly manager: EntityManager,
+    private readonly collectionId: string,
+    private readonly lockTimeoutMs: number
+  ) {}
+
+  /** (2), retried with backoff until the lock timeout; then work in the locked transaction. */
+  async locked<T>(work: LockedWork<T>, options: LockOptions = {}): Promise<T> {
+    const deadline = Date.now() + this.lockTimeoutMs
+    let conflicts = 0
+    for (let lockAttempt = 0; ; lockAttempt++) {
+      try {
+        return await this.transaction(work, deadline)
+      } catch (err) {
+        if (pgCode(err) === PG_LOCK_NOT_AVAILABLE && Date.now() < deadline) {
+          const backoff = Math.min(LOCK_RETRY_MAX_MS, LOCK_RETRY_MIN_MS * 2 ** Math.min(lockAttempt, 5))
+          await sleep(backoff * (0.5 + Math.random()))
+          continue
+        }
+        if (isRetryableConflict(err) && (options.mayRetry?.() ?? false) && ++conflicts < MAX_CONFLICT_ATTEMPTS) {
+          continue
+        }
+        if (pgCode(err) === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
+          throw busy(this.collectionId)
+        }
+        if (err instanceof CollectionMissing) {
+          throw new MedusaError(
+            MedusaError.Types.NOT_FOUND,
+            `Payment collection with id ${this.collectionId} was not found`
+          )
+        }
+        throw err
+      }
+    }
+  }
+
+  /** (2) once, without waiting. */
+  async tryOnce<T>(work: LockedWork<T>): Promise<TryResult<T>> {
+    try {
+      const value = await this.transaction(work, Date.now() + this.lockTimeoutMs)
+      return { locked: true, value }
+    } catch (err) {
+      if (pgCode(err) === PG_LOCK_NOT_AVAILABLE) {
+        return { locked: false, reason: "busy" }
+      }
+      if (err instanceof CollectionMissing) {
+        return { locked: false, reason: "missing" }
+      }
+      throw err
+    }
+  }
+
+  private async transaction<T>(work: LockedWork<T>, deadline: number): Promise<T> {
+    return await this.manager.transaction(async (tx) => {
+      const collection = await lockCollectionNoWait(tx, this.collectionId, Math.max(1, deadline - Date.now()))
+      if (!collection) {
+        throw new CollectionMissing(this.collectionId)
+      }
+      return await work(tx, collection)
+    })
+  }
+}
+
+function busy(collectionId: string): MedusaError {
+  return conflictError(`Payment collection ${collectionId} is busy with another request; retry later`)
+}
+
+class CollectionMissing extends Error {
+  constructor(collectionId: string) {
+    super(`Payment collection with id ${collectionId} was not found`)
+  }
+}
