@@ -9,6 +9,8 @@ const TEST_PROCESSOR = path.resolve(__dirname, "../fixtures/test-payment-process
 // with a shipping method, and a subscriber recording delivered events.
 const TEST_FULFILLMENT = path.resolve(__dirname, "../fixtures/test-fulfillment-provider")
 const EVENT_RECORDER = path.resolve(__dirname, "../fixtures/event-recorder")
+// Records the providers' classes at boot, so a spec can prove the plugin changes none.
+const HOST_INTROSPECTION = path.resolve(__dirname, "../fixtures/host-introspection")
 
 const DATABASE_URL = process.env.DATABASE_URL
 const REDIS_URL = process.env.REDIS_URL
@@ -28,6 +30,7 @@ const plugins = [
   { resolve: TEST_PROCESSOR, options: {} },
   { resolve: TEST_FULFILLMENT, options: {} },
   { resolve: EVENT_RECORDER, options: {} },
+  { resolve: HOST_INTROSPECTION, options: {} },
 ]
 if (process.env.HOST_WITHOUT_PLUGIN !== "1") {
   // Without dist/ Medusa would fall back to the repo root, find nothing to load

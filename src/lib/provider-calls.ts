@@ -83,6 +83,27 @@ export class ProviderCalls {
     return { outcome, attemptId: row.id }
   }
 
+  /**
+   * Makes the call a staged row stands for (its `started` was committed with
+   * the request's transaction): the answer is recorded on that same row.
+   */
+  async callStaged<T>(
+    row: AttemptRow,
+    invoke: () => Promise<ProviderOutcome<T>>
+  ): Promise<ProviderOutcome<T>> {
+    this.rows_.set(row.id, row)
+    const outcome = await invoke()
+    if (outcome.kind === "ok") {
+      await this.record(row, outcome, () => null)
+    } else {
+      // Still to be done: the row stays open, with what went wrong this time.
+      await this.attempts
+        .noteFailure(row.id, outcome)
+        .catch((err) => this.journalFailed(row.id, err))
+    }
+    return outcome
+  }
+
   /** Rows staged inside the request's transaction (calls to make once it commits). */
   addStaged(rows: AttemptRow[]): void {
     for (const row of rows) {

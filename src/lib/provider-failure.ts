@@ -33,7 +33,7 @@ export function providerFailure(
       return paymentProviderUnavailable(
         providerId,
         504,
-        `Payment provider ${providerId} did not answer ${action} within ${timeoutMs} ms`
+        `Payment provider ${providerId} did not answer within ${timeoutMs} ms when asked to ${action}`
       )
   }
 }

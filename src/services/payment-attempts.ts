@@ -205,6 +205,25 @@ export default class PaymentAttemptsService {
     )
   }
 
+  /** A call that must be made again failed this time: what happened, the row staying open. */
+  async noteFailure(id: string, outcome: Exclude<SettledOutcome<unknown>, { kind: "ok" }> | { kind: "timeout"; latencyMs: number }): Promise<void> {
+    await this.query(
+      `UPDATE payment_collection_attempt
+          SET outcome = $2, error_code = $3, error_message = $4, latency_ms = $5, answered_at = now()
+        WHERE id = $1`,
+      [
+        id,
+        outcome.kind,
+        clip(
+          outcome.kind === "refused" ? outcome.code ?? outcome.type ?? "refused" : outcome.kind === "timeout" ? "payment_provider_timeout" : "payment_provider_error",
+          MAX_ID
+        ),
+        outcome.kind === "timeout" ? `no answer within ${this.options_.provider_timeout_ms} ms` : clip(outcome.message, MAX_TEXT),
+        outcome.latencyMs,
+      ]
+    )
+  }
+
   /** The provider did not answer in time; the call may still answer (see `answer`). */
   async timedOut(id: string, latencyMs: number): Promise<void> {
     await this.query(
@@ -303,13 +322,13 @@ export default class PaymentAttemptsService {
     return rows.length > 0
   }
 
-  /** A finishing step failed: try again later, backing off. */
-  async retryLater(id: string, error: string): Promise<void> {
+  /** A finishing step failed: try again later, backing off (at most an hour). */
+  async retryLater(id: string, error?: string): Promise<void> {
     await this.query(
       `UPDATE payment_collection_attempt
           SET recovery_attempts = recovery_attempts + 1,
               next_attempt_at = now() + make_interval(secs => LEAST(3600, $3::double precision / 1000 * 2 ^ LEAST(recovery_attempts, 12))),
-              error_message = $2
+              error_message = COALESCE($2, error_message)
         WHERE id = $1`,
       [id, clip(error, MAX_TEXT), this.options_.reconcile_interval_ms]
     )

@@ -209,9 +209,12 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       return { kind: "written", session: written }
     }
 
+    // The session as core hands it over after saving the authorization.
+    const now = new Date()
+    const authorizedSession = { ...session, data, status, payment_authorized_at: now, updated_at: now }
     const paymentData = await calls.callWithId(
       { operation: "retrieve", providerId, sessionId: session.id, amount: session.amount },
-      () => this.client_.paymentData(providerId, { id: session.id, provider_id: providerId, data }, tx),
+      () => this.client_.paymentData(providerId, authorizedSession, tx),
       () => null
     )
     if (paymentData.outcome.kind !== "ok") {

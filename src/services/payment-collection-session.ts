@@ -376,7 +376,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           idempotencyKey: calls.origin.idempotencyKey,
         })),
         // The request deletes them right after its commit, one after the other.
-        (toDelete.length + 1) * this.attempts_.leaseMs
+        toDelete.length * this.options_.provider_timeout_ms + this.attempts_.leaseMs
       )
       calls.addStaged(staged)
     }

@@ -213,7 +213,11 @@ export default class PaymentReconcilerService {
     }
   }
 
-  /** Deletes (or cancels) at the provider what `row.provider_data` names. */
+  /**
+   * Deletes (or cancels) at the provider what `data` names. A row that is
+   * itself that delete (staged by its request) gets the answer; otherwise the
+   * call is one of its own in the journal.
+   */
   private async removeAtProvider(
     row: AttemptRow,
     calls: ProviderCalls,
@@ -227,13 +231,22 @@ export default class PaymentReconcilerService {
       return
     }
     const session: SessionLike = { id: row.payment_session_id ?? "", provider_id: row.provider_id, data }
-    const outcome = await this.callAndFinish(calls, { operation: how, providerId: row.provider_id, sessionId: row.payment_session_id, providerData: data }, () =>
-      how === "delete" ? this.client_.delete(row.provider_id, session, this.manager_) : this.client_.cancel(row.provider_id, session, this.manager_)
-    )
-    if (outcome) {
+    const invoke = () =>
+      how === "delete"
+        ? this.client_.delete(row.provider_id, session, this.manager_)
+        : this.client_.cancel(row.provider_id, session, this.manager_)
+    const done =
+      row.operation === how
+        ? (await calls.callStaged(row, invoke)).kind === "ok"
+        : (await this.callAndFinish(
+            calls,
+            { operation: how, providerId: row.provider_id, sessionId: row.payment_session_id, providerData: data },
+            invoke
+          )) !== undefined
+    if (done) {
       await this.attempts_.finish(row.id, state, resolvedBy)
     } else {
-      await this.attempts_.retryLater(row.id, `the provider did not confirm the ${how}`)
+      await this.attempts_.retryLater(row.id, row.operation === how ? undefined : `the provider did not confirm the ${how}`)
     }
   }
 
@@ -320,7 +333,9 @@ export default class PaymentReconcilerService {
     resolvedBy: string
   ): Promise<void> {
     const { tx, collection } = locked
-    const authorizedSession: SessionLike = { id: session.id, provider_id: session.provider_id, data }
+    // The session as core hands it over after saving the authorization.
+    const now = new Date()
+    const authorizedSession = { ...session, data, status: "authorized", payment_authorized_at: now, updated_at: now }
     const paymentData = await this.callAndFinish(
       calls,
       { operation: "retrieve", providerId: session.provider_id, sessionId: session.id, amount: session.amount },

@@ -16,6 +16,11 @@ export const GET = async (req: MedusaRequest, res: MedusaResponse) => {
     res.status(200).json({ payment_collection })
     return
   }
+  const relations = (req.retrieveConfig as { relations?: string[] }).relations ?? []
+  if (relations.some((relation) => relation === "attempts" || relation.startsWith("attempts."))) {
+    // The attempt journal is the merchant's (GET /admin/payment-collections/:id/attempts), not the shopper's.
+    throw new MedusaError(MedusaError.Types.INVALID_DATA, "Invalid fields or expand: attempts cannot be expanded here")
+  }
   const paymentCollectionService: PaymentCollectionService = req.scope.resolve(
     "paymentCollectionService"
   )
