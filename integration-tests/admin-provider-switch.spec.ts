@@ -1,5 +1,6 @@
 import { adminApi, adminHeaders, api, createApi, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import { startExtraBackend, stopExtraBackends, ExtraBackend } from "./helpers/backend"
 import { collectionState, expectMedusaError } from "./helpers/collection-state"
 
@@ -28,7 +29,7 @@ describe("Admin API: switching payment providers on and off for payment collecti
     regionId = (await createRegion({ providers: ["manual", "test-pay"] })).id
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   // No row means enabled: removing the rows restores every provider's default.
   afterEach(async () => {
@@ -183,14 +184,14 @@ describe("Admin API: switching payment providers on and off for payment collecti
     it.each(storeCalls)("switched off: %s → 400 invalid_data, nothing changed, test-pay not called", async (_name, call) => {
       expect((await setEnabled("test-pay", false)).status).toBe(200)
       const before = await collectionState(collection.id)
-      const callsBefore = (await testPay.state()).calls
+      const callsBefore = (await psp.state()).calls
 
       const res = await call(collection.id, testPaySessionId)
 
       expectMedusaError(res, 400, "invalid_data")
       expect(res.body.message).toContain("test-pay")
       expect(await collectionState(collection.id)).toEqual(before)
-      expect((await testPay.state()).calls).toEqual(callsBefore)
+      expect((await psp.state()).calls).toEqual(callsBefore)
     })
 
     it.each(storeCalls)("switched off and on again: %s → 200", async (_name, call) => {

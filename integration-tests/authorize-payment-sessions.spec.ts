@@ -1,5 +1,6 @@
 import { api } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import { waitForEvents } from "./helpers/events"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -45,7 +46,7 @@ describe("Authorize Payment Sessions", () => {
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -69,6 +70,7 @@ describe("Authorize Payment Sessions", () => {
         { provider_id: "manual", amount: 600 },
         { provider_id: "test-pay", amount: 400 },
       ])
+      await psp.confirmSession(tp)
 
       const res = await authorizeBatch(collection.id, { session_ids: [manual.id, tp.id] })
 
@@ -94,7 +96,7 @@ describe("Authorize Payment Sessions", () => {
         expect.objectContaining({ amount: 600, provider_id: "manual", currency_code: "usd", order_id: null, cart_id: null }),
       ])
       expect(payments[0].data).toMatchObject({ id: tp.data.id, status: "authorized" })
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.authorizePayment).toBe(1)
       expect(state.intents).toEqual([expect.objectContaining({ id: tp.data.id, status: "authorized" })])
     })
@@ -105,6 +107,7 @@ describe("Authorize Payment Sessions", () => {
         { provider_id: "test-pay", amount: 300 },
       ])
       expect(await collectionRow(collection.id)).toEqual({ status: "not_paid", authorized_amount: null })
+      await psp.confirmSession(tp)
 
       const first = await authorizeBatch(collection.id, { session_ids: [tp.id] })
       expect(first.status).toBe(200)
@@ -120,13 +123,14 @@ describe("Authorize Payment Sessions", () => {
 
     it("never sends an authorized session to its provider again, nor makes a second payment", async () => {
       const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
+      await psp.confirmSession(tp)
       expect((await authorizeBatch(collection.id, { session_ids: [tp.id] })).status).toBe(200)
 
       const again = await authorizeBatch(collection.id, { session_ids: [tp.id] })
 
       expect(again.status).toBe(200)
       expect(again.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 500 })
-      expect((await testPay.state()).calls.authorizePayment).toBe(1)
+      expect((await psp.state()).calls.authorizePayment).toBe(1)
       expect(await linkedPayments(collection.id)).toHaveLength(1)
     })
 
@@ -135,7 +139,7 @@ describe("Authorize Payment Sessions", () => {
         { provider_id: "manual", amount: 600 },
         { provider_id: "test-pay", amount: 400 },
       ])
-      await testPay.behaviour({ authorizePayment: { fail: "refuse" } })
+      await psp.behaviour({ authorizePayment: { fail: "refuse" } })
 
       const res = await authorizeBatch(collection.id, { session_ids: [manual.id, tp.id] })
 
@@ -148,9 +152,22 @@ describe("Authorize Payment Sessions", () => {
       expect((await linkedPayments(collection.id)).map((p) => [p.provider_id, p.amount])).toEqual([["manual", 600]])
     })
 
+    it("a session whose shopper has not confirmed the payment → 200 but nothing authorized: awaiting, no payment (as core)", async () => {
+      const { collection, tp } = await collectionWith(400, [{ provider_id: "test-pay", amount: 400 }])
+
+      const res = await authorizeBatch(collection.id, { session_ids: [tp.id] })
+
+      expect(res.status).toBe(200)
+      expect(res.body.payment_collection).toMatchObject({ status: "awaiting", authorized_amount: 0 })
+      expect(res.body.payment_collection.payment_sessions[0]).toMatchObject({ id: tp.id, status: "pending" })
+      expect(await linkedPayments(collection.id)).toEqual([])
+      expect(await psp.intent(tp.data.id)).toMatchObject({ status: "pending" })
+    })
+
     it("a provider that answers requires_more → 200 but nothing authorized: awaiting, no payment (as core)", async () => {
       const { collection, tp } = await collectionWith(400, [{ provider_id: "test-pay", amount: 400 }])
-      await testPay.behaviour({ authorizePayment: { outcome: "requires_more" } })
+      // The shopper's bank asks for 3-D Secure: the payment needs more action.
+      await psp.confirmSession(tp, "requires_more")
 
       const res = await authorizeBatch(collection.id, { session_ids: [tp.id] })
 
@@ -164,7 +181,8 @@ describe("Authorize Payment Sessions", () => {
 
     it("retrying after a refused authorization succeeds", async () => {
       const { collection, tp } = await collectionWith(400, [{ provider_id: "test-pay", amount: 400 }])
-      await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+      await psp.confirmSession(tp)
+      await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
       const refused = await authorizeBatch(collection.id, { session_ids: [tp.id] })
       expect(refused.status).toBe(422)
       expect(refused.body.type).toBe("payment_authorization_error")
@@ -176,7 +194,7 @@ describe("Authorize Payment Sessions", () => {
       expect(retried.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 400 })
       expect((await sessionRow(tp.id)).status).toBe("authorized")
       expect(await linkedPayments(collection.id)).toHaveLength(1)
-      expect((await testPay.state()).calls.authorizePayment).toBe(2)
+      expect((await psp.state()).calls.authorizePayment).toBe(2)
     })
 
     it("a session id that is not the collection's → 404 not_found; nothing is authorized, the other session untouched", async () => {
@@ -187,7 +205,7 @@ describe("Authorize Payment Sessions", () => {
 
       expect(res.status).toBe(404)
       expect(res.body.type).toBe("not_found")
-      expect((await testPay.state()).calls.authorizePayment).toBe(0)
+      expect((await psp.state()).calls.authorizePayment).toBe(0)
       expect((await sessionRow(mine.tp.id)).status).toBe("pending")
       expect((await sessionRow(other.tp.id)).status).toBe("pending")
       expect(await collectionRow(mine.collection.id)).toEqual({ status: "not_paid", authorized_amount: null })
@@ -212,7 +230,7 @@ describe("Authorize Payment Sessions", () => {
       const res = await authorizeBatch(collection.id, body)
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
-      expect((await testPay.state()).calls.authorizePayment).toBe(0)
+      expect((await psp.state()).calls.authorizePayment).toBe(0)
     })
 
     it("a canceled collection → 400 not_allowed, nothing authorized", async () => {
@@ -223,7 +241,7 @@ describe("Authorize Payment Sessions", () => {
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
-      expect((await testPay.state()).calls.authorizePayment).toBe(0)
+      expect((await psp.state()).calls.authorizePayment).toBe(0)
       expect((await sessionRow(tp.id)).status).toBe("pending")
       expect(await linkedPayments(collection.id)).toEqual([])
     })
@@ -238,6 +256,7 @@ describe("Authorize Payment Sessions", () => {
   describe("POST /store/payment-collections/:id/sessions/:session_id/authorize", () => {
     it("authorizes the session → 200 { payment_session }, linked to one payment, from the plugin's route", async () => {
       const { collection, tp } = await collectionWith(800, [{ provider_id: "test-pay", amount: 800 }])
+      await psp.confirmSession(tp)
 
       const res = await authorizeOne(collection.id, tp.id)
 
@@ -263,7 +282,7 @@ describe("Authorize Payment Sessions", () => {
         { provider_id: "test-pay", amount: 400 },
       ])
 
-      await testPay.behaviour({ authorizePayment: { outcome: "requires_more" } })
+      await psp.confirmSession(tp, "requires_more")
       const notYet = await authorizeOne(collection.id, tp.id)
       expect(notYet.status).toBe(422)
       expect(notYet.body.type).toBe("payment_authorization_error")
@@ -276,7 +295,8 @@ describe("Authorize Payment Sessions", () => {
       expect(manualOk.body.payment_session).toMatchObject({ id: manual.id, status: "authorized" })
       expect(await collectionRow(collection.id)).toEqual({ status: "partially_authorized", authorized_amount: 600 })
 
-      await testPay.behaviour({ authorizePayment: null })
+      // The shopper completes 3-D Secure.
+      await psp.confirmSession(tp)
       const tpOk = await authorizeOne(collection.id, tp.id)
       expect(tpOk.status).toBe(200)
       expect(tpOk.body.payment_session).toMatchObject({ id: tp.id, status: "authorized" })
@@ -287,9 +307,23 @@ describe("Authorize Payment Sessions", () => {
       ])
     })
 
+    it("a session whose shopper has not confirmed the payment → 422 payment_authorization_error, its intent still pending", async () => {
+      const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
+
+      const res = await authorizeOne(collection.id, tp.id)
+
+      expect(res.status).toBe(422)
+      expect(res.body.type).toBe("payment_authorization_error")
+      expect((await sessionRow(tp.id)).status).toBe("pending")
+      expect(await linkedPayments(collection.id)).toEqual([])
+      expect(await psp.intent(tp.data.id)).toMatchObject({ status: "pending" })
+      expect((await psp.state()).calls.authorizePayment).toBe(1)
+    })
+
     it("a provider that refuses → 422 payment_authorization_error; a retry then succeeds with one payment", async () => {
       const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
-      await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+      await psp.confirmSession(tp)
+      await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
 
       const refused = await authorizeOne(collection.id, tp.id)
 
@@ -309,13 +343,14 @@ describe("Authorize Payment Sessions", () => {
 
     it("an already authorized session → 200 without calling the provider again", async () => {
       const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
+      await psp.confirmSession(tp)
       expect((await authorizeOne(collection.id, tp.id)).status).toBe(200)
 
       const again = await authorizeOne(collection.id, tp.id)
 
       expect(again.status).toBe(200)
       expect(again.body.payment_session).toMatchObject({ id: tp.id, status: "authorized" })
-      expect((await testPay.state()).calls.authorizePayment).toBe(1)
+      expect((await psp.state()).calls.authorizePayment).toBe(1)
       expect(await linkedPayments(collection.id)).toHaveLength(1)
     })
 
@@ -327,7 +362,7 @@ describe("Authorize Payment Sessions", () => {
 
       expect(res.status).toBe(404)
       expect(res.body.type).toBe("not_found")
-      expect((await testPay.state()).calls.authorizePayment).toBe(0)
+      expect((await psp.state()).calls.authorizePayment).toBe(0)
       expect((await sessionRow(other.tp.id)).status).toBe("pending")
       expect(await collectionRow(other.collection.id)).toEqual({ status: "not_paid", authorized_amount: null })
     })
@@ -340,7 +375,7 @@ describe("Authorize Payment Sessions", () => {
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
-      expect((await testPay.state()).calls.authorizePayment).toBe(0)
+      expect((await psp.state()).calls.authorizePayment).toBe(0)
       expect(await linkedPayments(collection.id)).toEqual([])
     })
   })
@@ -348,6 +383,7 @@ describe("Authorize Payment Sessions", () => {
   describe("the payment-collection.payment_authorized event", () => {
     it("is delivered to subscribers with { id } once the collection's authorization changed", async () => {
       const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
+      await psp.confirmSession(tp)
 
       expect((await authorizeOne(collection.id, tp.id)).status).toBe(200)
 
@@ -357,6 +393,7 @@ describe("Authorize Payment Sessions", () => {
 
     it("is not emitted again when an authorized collection is authorized again", async () => {
       const { collection, tp } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
+      await psp.confirmSession(tp)
       expect((await authorizeOne(collection.id, tp.id)).status).toBe(200)
       await waitForEvents(PAYMENT_AUTHORIZED, (all) => all.some((e) => e.data?.id === collection.id))
 

@@ -1,5 +1,6 @@
 import { api } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import {
   base,
   collectionRow,
@@ -14,7 +15,7 @@ import {
 // N parallel requests on ONE payment collection, on one backend process: the
 // plugin serializes them (in-process queue + row lock), so the outcome is that
 // of the requests run one after another and the provider is called only as
-// often as that needs. The test processor's small delay widens the race windows.
+// often as that needs. A small delay at the fake PSP widens the race windows.
 
 const N = 30
 const DELAY_MS = 30
@@ -29,13 +30,13 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
   it(`${N} parallel identical "Create a Payment Session" calls → one session, initiated once, no orphans`, async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 3000 })
-    await testPay.behaviour({ initiatePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, () =>
       api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
@@ -53,7 +54,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     expect(rows[0]).toMatchObject({ id: [...named][0], provider_id: "test-pay", amount: 3000, status: "pending" })
     expect(await orphanSessions()).toEqual([])
 
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.initiatePayment).toBe(1)
     expect(state.calls.updatePayment).toBe(0)
     expect(state.intents.map((i) => i.id)).toEqual([rows[0].data.id])
@@ -64,7 +65,8 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     const created = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
     expect(created.status).toBe(200)
     const sessionId = created.body.payment_collection.payment_sessions[0].id
-    await testPay.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+    await psp.confirmSession(created.body.payment_collection.payment_sessions[0])
+    await psp.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, () => api.post(`${base(collection.id)}/sessions/${sessionId}/authorize`))
 
@@ -74,7 +76,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     }
     expect(answers[0].body.payment_session).toMatchObject({ id: sessionId, status: "authorized", amount: 2500 })
 
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.authorizePayment).toBe(1)
     expect(state.intents).toEqual([expect.objectContaining({ status: "authorized", amount: 2500 })])
 
@@ -91,7 +93,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     // An unlisted session of the same provider and amount is reused, so every
     // call after the first finds the batch already in place.
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
-    await testPay.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
     const body = {
       sessions: [
         { provider_id: "test-pay", amount: 600 },
@@ -110,7 +112,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     }
     expect(await orphanSessions()).toEqual([])
 
-    const state = await testPay.state()
+    const state = await psp.state()
     const testPayRow = rows.find((r) => r.provider_id === "test-pay")
     expect(state.intents.map((i) => i.id)).toEqual([testPayRow.data.id])
     expect(state.calls.initiatePayment).toBe(1)
@@ -129,8 +131,8 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     const byProvider = Object.fromEntries(
       (first.body.payment_collection.payment_sessions as any[]).map((s) => [s.provider_id, s.id])
     )
-    const before = await testPay.state()
-    await testPay.behaviour({ updatePayment: { delayMs: DELAY_MS } })
+    const before = await psp.state()
+    await psp.behaviour({ updatePayment: { delayMs: DELAY_MS } })
     const body = {
       sessions: [
         { provider_id: "test-pay", amount: 700, session_id: byProvider["test-pay"] },
@@ -151,7 +153,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
       [byProvider.manual]: 300,
     })
     expect(await orphanSessions()).toEqual([])
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.updatePayment - before.calls.updatePayment).toBe(1)
     expect(state.calls.initiatePayment - before.calls.initiatePayment).toBe(0)
     expect(state.calls.deletePayment - before.calls.deletePayment).toBe(0)
@@ -169,7 +171,8 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     })
     expect(created.status).toBe(200)
     const ids = sessionIds(created)
-    await testPay.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+    await psp.confirmSession(created.body.payment_collection.payment_sessions.find((s: any) => s.provider_id === "test-pay"))
+    await psp.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, () =>
       api.post(`${base(collection.id)}/sessions/batch/authorize`, { session_ids: ids })
@@ -181,7 +184,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
       expect(sessionIds(res)).toEqual(ids)
       for (const s of res.body.payment_collection.payment_sessions) expect(s.status).toBe("authorized")
     }
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.authorizePayment).toBe(1)
     expect(state.intents).toEqual([expect.objectContaining({ status: "authorized", amount: 700 })])
 
@@ -194,7 +197,7 @@ describe("concurrent requests on one payment collection (one backend)", () => {
 
   it(`${N} parallel "Create a Payment Session" calls alternating two providers end consistent: one session, the provider's live intents match it`, async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1800 })
-    await testPay.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
     const providerOf = (i: number) => (i % 2 === 0 ? "test-pay" : "manual")
 
     const answers = await parallel(N, (i) =>
@@ -210,9 +213,9 @@ describe("concurrent requests on one payment collection (one backend)", () => {
     const rows = await linkedSessions(collection.id)
     expect(rows).toHaveLength(1)
     expect(await orphanSessions()).toEqual([])
-    const state = await testPay.state()
+    const state = await psp.state()
     const expectedIntents = rows[0].provider_id === "test-pay" ? [rows[0].data.id] : []
-    expect(state.intents.map((i) => i.id)).toEqual(expectedIntents)
+    expect(state.live.map((i) => i.id)).toEqual(expectedIntents)
     expect(state.calls.initiatePayment - state.calls.deletePayment).toBe(expectedIntents.length)
     expect(state.maxInflight.initiatePayment).toBe(1)
     expect(state.maxInflight.deletePayment).toBe(1)

@@ -1,6 +1,7 @@
 import { startExtraBackend, stopExtraBackends, ExtraBackend } from "./helpers/backend"
 import { api, createApi, Api } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 /** The keys of an object and, one level down, of its object/array members. */
 function shape(value: any): unknown {
@@ -35,7 +36,7 @@ describe("drop-in compatibility with core 1.20.11 on the same database", () => {
     region = await createRegion({ providers: ["manual", "test-pay"] })
   }, 120_000)
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(async () => {
     await stopExtraBackends()

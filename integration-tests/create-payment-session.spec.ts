@@ -1,6 +1,7 @@
 import { adminApi, api } from "./helpers/http"
 import { linkedSessions as sessionRows } from "./helpers/payments"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -16,7 +17,7 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -80,9 +81,11 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ provider_id: "test-pay", amount: 1500, status: "pending", cart_id: null })
     expect(res.body.payment_collection.payment_sessions[0].id).toBe(rows[0].id)
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.initiatePayment).toBe(1)
-    expect(state.intents.map((i) => i.id)).toEqual([rows[0].data.id])
+    expect(state.intents).toEqual([
+      expect.objectContaining({ id: rows[0].data.id, resource_id: collection.id, amount: 1500, status: "pending" }),
+    ])
   })
 
   it("keeps the same session (same id) when the same provider is chosen again", async () => {
@@ -95,7 +98,7 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     const firstId = first.body.payment_collection.payment_sessions[0].id
     expect(second.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([firstId])
     expect(await sessionRows(collection.id)).toHaveLength(1)
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 
   it("replaces the session when another provider is chosen, deleting the old one at its provider and in the database", async () => {
@@ -110,9 +113,10 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     expect(sessions).toHaveLength(1)
     expect(sessions[0]).toMatchObject({ provider_id: "manual", amount: 1500 })
     expect(sessions[0].id).not.toBe(old.id)
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.deletePayment).toBe(1)
-    expect(state.intents).toEqual([])
+    expect(state.intents).toEqual([expect.objectContaining({ id: old.data.id, status: "canceled" })])
+    expect(state.live).toEqual([])
     const { rows } = await db.query(`SELECT id FROM payment_session WHERE id = $1`, [old.id])
     expect(rows).toEqual([])
     expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([sessions[0].id])
@@ -134,7 +138,7 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
 
     afterEach(async () => {
       expect(await sessionRows(collection.id)).toEqual([])
-      expect((await testPay.state()).intents).toEqual([])
+      expect((await psp.state()).intents).toEqual([])
     })
 
     it("malformed JSON → 400 invalid_data (core answers an HTML error page)", async () => {
@@ -178,7 +182,7 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     })
 
     it("a provider that refuses → 400 invalid_data, no session left", async () => {
-      await testPay.behaviour({ initiatePayment: { fail: "refuse" } })
+      await psp.behaviour({ initiatePayment: { fail: "refuse" } })
       const res = await createSession(collection.id, { provider_id: "test-pay" })
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
@@ -206,14 +210,14 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
     const first = await createSession(collection.id, { provider_id: "test-pay" })
     const old = first.body.payment_collection.payment_sessions[0]
-    await testPay.behaviour({ deletePayment: { fail: "refuse" } })
+    await psp.behaviour({ deletePayment: { fail: "refuse" } })
 
     const res = await createSession(collection.id, { provider_id: "manual" })
 
     expect(res.status).toBe(400)
     expect(res.body.type).toBe("invalid_data")
     expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([old.id])
-    expect((await testPay.state()).intents.map((i) => i.id)).toEqual([old.data.id])
+    expect((await psp.state()).live.map((i) => i.id)).toEqual([old.data.id])
   })
 
   it("refuses a provider the admin disabled on the region at once, and accepts it once re-enabled", async () => {

@@ -1,5 +1,6 @@
 import { api } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -29,7 +30,7 @@ describe("GET /store/payment-collections/:id (Get a PaymentCollection)", () => {
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -68,18 +69,18 @@ describe("GET /store/payment-collections/:id (Get a PaymentCollection)", () => {
         provider_id: "test-pay",
         amount: 2500,
         status: "pending",
-        data: expect.objectContaining({ id: expect.stringMatching(/^tp_/) }),
+        data: expect.objectContaining({ id: expect.stringMatching(/^pi_/) }),
       }),
     ])
   })
 
   it("reads only: no provider is called", async () => {
     const { collection } = await collectionWithSession()
-    await testPay.reset()
+    await psp.reset()
 
     expect((await getCollection(collection.id)).status).toBe(200)
 
-    const { calls } = await testPay.state()
+    const { calls } = await psp.state()
     expect(Object.values(calls).reduce((a, b) => a + b, 0)).toBe(0)
   })
 
@@ -132,6 +133,7 @@ describe("GET /store/payment-collections/:id (Get a PaymentCollection)", () => {
 
   it("?fields=+authorized_amount&expand=payments shows the payment an authorization created", async () => {
     const { collection, session } = await collectionWithSession(700)
+    await psp.confirmSession(session)
     const authorized = await api.post(`/store/payment-collections/${collection.id}/sessions/${session.id}/authorize`)
     expect(authorized.status).toBe(200)
 

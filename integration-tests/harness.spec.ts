@@ -1,7 +1,8 @@
 import { testEnv } from "./helpers/env"
 import { adminApi, api, createApi } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay, testPayOn } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { startExtraBackend, stopExtraBackends } from "./helpers/backend"
+import { psp } from "./helpers/fake-psp"
 
 describe("integration harness", () => {
   let region: any
@@ -10,7 +11,7 @@ describe("integration harness", () => {
     region = await createRegion({ providers: ["manual", "test-pay"], currency: "usd" })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(async () => {
     await stopExtraBackends()
@@ -38,13 +39,19 @@ describe("integration harness", () => {
     expect(wrong.status).toBe(401)
   })
 
-  it("has the test processor installed as payment provider test-pay", async () => {
+  it("has the three PSP-backed test providers installed: test-pay, test-fields, test-legacy", async () => {
     const res = await adminApi.get("/admin/store/payment-providers")
     expect(res.status).toBe(200)
     const ids = res.body.payment_providers.map((p: { id: string }) => p.id)
-    expect(ids).toEqual(expect.arrayContaining(["manual", "test-pay"]))
-    const { rows } = await db.query(`SELECT is_installed FROM payment_provider WHERE id = 'test-pay'`)
-    expect(rows).toEqual([{ is_installed: true }])
+    expect(ids).toEqual(expect.arrayContaining(["manual", "test-pay", "test-fields", "test-legacy"]))
+    const { rows } = await db.query(
+      `SELECT id, is_installed FROM payment_provider WHERE id IN ('test-pay', 'test-fields', 'test-legacy') ORDER BY id`
+    )
+    expect(rows).toEqual([
+      { id: "test-fields", is_installed: true },
+      { id: "test-legacy", is_installed: true },
+      { id: "test-pay", is_installed: true },
+    ])
   })
 
   it("creates regions through the admin API with both providers", async () => {
@@ -64,28 +71,30 @@ describe("integration harness", () => {
     expect(res.body.payment_collection).toMatchObject({ id: collection.id, amount: 5000, status: "not_paid" })
   })
 
-  it("exposes the test processor's state, behaviour and reset", async () => {
-    const fresh = await testPay.state()
+  it("runs one fake PSP with its state, behaviours and reset, that refuses bad behaviours with 400", async () => {
+    const fresh = await psp.state()
     expect(fresh.calls.initiatePayment).toBe(0)
     expect(fresh.intents).toEqual([])
+    expect((await fetch(`${psp.url}/health`)).status).toBe(200)
 
-    await testPay.behaviour({ authorizePayment: { outcome: "requires_more", delayMs: 5 } })
-    await testPay.behaviour({ initiatePayment: { fail: "refuse", times: 1 } })
-    expect((await testPay.state()).behaviour).toEqual({
-      authorizePayment: { outcome: "requires_more", delayMs: 5 },
-      initiatePayment: { fail: "refuse", times: 1 },
+    await psp.behaviour({ authorizePayment: { delayMs: 5 } })
+    await psp.behaviour({ initiatePayment: { fail: "refuse", times: 1, provider: "test-pay" } })
+    expect((await psp.state()).behaviours).toEqual({
+      authorizePayment: [{ delayMs: 5 }],
+      initiatePayment: [{ fail: "refuse", times: 1, provider: "test-pay" }],
     })
 
-    const bad = await api.post("/test-pay/behaviour", { chargeCard: { fail: "throw" } })
+    const bad = await createApi(psp.url).post("/test/behaviours", { chargeCard: { fail: "throw" } })
     expect(bad.status).toBe(400)
+    expect(bad.body.error.message).toContain("unknown operation chargeCard")
 
-    await testPay.reset()
-    expect((await testPay.state()).behaviour).toEqual({})
+    await psp.reset()
+    expect((await psp.state()).behaviours).toEqual({})
   })
 
   it("is called by Medusa when a store client creates a test-pay session", async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 4200 })
-    await testPay.behaviour({ initiatePayment: { fail: "refuse", times: 1 } })
+    await psp.behaviour({ initiatePayment: { fail: "refuse", times: 1 } })
 
     const refused = await api.post(`/store/payment-collections/${collection.id}/sessions`, { provider_id: "test-pay" })
     expect(refused.status).toBeGreaterThanOrEqual(400)
@@ -94,13 +103,19 @@ describe("integration harness", () => {
     const ok = await api.post(`/store/payment-collections/${collection.id}/sessions`, { provider_id: "test-pay" })
     expect(ok.status).toBe(200)
 
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.initiatePayment).toBe(2)
     expect(state.intents).toHaveLength(1)
-    expect(state.intents[0]).toMatchObject({ status: "pending", amount: 4200, currency_code: "usd" })
+    expect(state.intents[0]).toMatchObject({
+      status: "pending",
+      amount: 4200,
+      currency_code: "usd",
+      resource_id: collection.id,
+      provider: "test-pay",
+    })
   })
 
-  it("starts an extra backend on the shared database, with its own processor state", async () => {
+  it("starts an extra backend on the shared database, whose providers call the same PSP", async () => {
     const extra = await startExtraBackend()
     try {
       expect(extra.url).not.toBe(testEnv().backendUrl)
@@ -108,9 +123,13 @@ describe("integration harness", () => {
       expect(res.status).toBe(200)
       expect(res.body.region.id).toBe(region.id)
 
-      await testPayOn(extra.url).behaviour({ deletePayment: { fail: "throw" } })
-      expect((await testPayOn(extra.url).state()).behaviour).toHaveProperty("deletePayment")
-      expect((await testPay.state()).behaviour).toEqual({})
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 900 })
+      const created = await createApi(extra.url).post(`/store/payment-collections/${collection.id}/sessions`, {
+        provider_id: "test-pay",
+      })
+      expect(created.status).toBe(200)
+      const [call] = await psp.history({ method: "initiatePayment", resourceId: collection.id })
+      expect(call).toMatchObject({ provider: "test-pay", pid: extra.pid, outcome: "ok" })
     } finally {
       await extra.stop()
     }

@@ -1,6 +1,7 @@
 import crypto from "crypto"
 import { api, Api, createApi, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay, testPayOn, TestPayMethod } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp, PspOperation } from "./helpers/fake-psp"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import { holdLock, linkedSessions, sleep, waitFor } from "./helpers/payments"
 
@@ -35,7 +36,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(async () => {
     await stopExtraBackends()
@@ -52,9 +53,16 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     return res.body.payment_collection.payment_sessions[0]
   }
 
+  /** A test-pay session whose shopper confirmed the payment at the PSP: ready to authorize. */
+  async function confirmedTestPaySession(collectionId: string) {
+    const session = await testPaySession(collectionId)
+    await psp.confirmSession(session)
+    return session
+  }
+
   type Case = {
     endpoint: string
-    method: TestPayMethod
+    method: PspOperation
     request: (collectionId: string) => Promise<{ path: string; body?: unknown }>
   }
 
@@ -81,7 +89,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       endpoint: "POST /:id/sessions/batch/authorize (Authorize Payment Sessions)",
       method: "authorizePayment",
       request: async (id) => {
-        const session = await testPaySession(id)
+        const session = await confirmedTestPaySession(id)
         return { path: `${base(id)}/sessions/batch/authorize`, body: { session_ids: [session.id] } }
       },
     },
@@ -97,7 +105,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       endpoint: "POST /:id/sessions/:session_id/authorize (Authorize a Payment Session)",
       method: "authorizePayment",
       request: async (id) => {
-        const session = await testPaySession(id)
+        const session = await confirmedTestPaySession(id)
         return { path: `${base(id)}/sessions/${session.id}/authorize` }
       },
     },
@@ -108,10 +116,10 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       const collection = await newCollection()
       const { path, body } = await request(collection.id)
       const key = newKey()
-      const before = (await testPay.state()).calls[method]
+      const before = (await psp.state()).calls[method]
 
       const first = await api.post(path, body, withKey(key))
-      const callsAfterFirst = (await testPay.state()).calls[method]
+      const callsAfterFirst = (await psp.state()).calls[method]
       const replay = await api.post(path, body, withKey(key))
 
       expect(first.status).toBe(200)
@@ -120,7 +128,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       expect(replay.headers[REPLAYED]).toBe("true")
       expect(replay.body).toEqual(first.body)
       expect(callsAfterFirst - before).toBe(1)
-      expect((await testPay.state()).calls[method]).toBe(callsAfterFirst)
+      expect((await psp.state()).calls[method]).toBe(callsAfterFirst)
       expect(await storedKey(key)).toMatchObject({ request_method: "POST", request_path: path, response_code: 200 })
     })
 
@@ -131,12 +139,12 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       const { path: otherPath, body: otherBody } = await request(other.id)
       const key = newKey()
       expect((await api.post(path, body, withKey(key))).status).toBe(200)
-      const calls = (await testPay.state()).calls
+      const calls = (await psp.state()).calls
 
       const res = await api.post(otherPath, otherBody, withKey(key))
 
       expectError(res, 422, "duplicate_error", "invalid_request_error")
-      expect((await testPay.state()).calls).toEqual(calls)
+      expect((await psp.state()).calls).toEqual(calls)
     })
   })
 
@@ -150,7 +158,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
 
     expectError(res, 422, "duplicate_error", "invalid_request_error")
     expect((await linkedSessions(collection.id)).map((r) => r.provider_id)).toEqual(["test-pay"])
-    expect((await testPay.state()).intents).toHaveLength(1)
+    expect((await psp.state()).intents).toHaveLength(1)
   })
 
   it("the body's key order does not make it a different request", async () => {
@@ -162,17 +170,17 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     expect(first.status).toBe(200)
     expect(replay.status).toBe(200)
     expect(replay.headers[REPLAYED]).toBe("true")
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 
   it("same key while the first request still runs → 409 conflict; afterwards the first answer is replayed", async () => {
     const collection = await newCollection()
     const key = newKey()
     const path = `${base(collection.id)}/sessions`
-    await testPay.behaviour({ initiatePayment: { delayMs: 1500 } })
+    await psp.behaviour({ initiatePayment: { delayMs: 1500 } })
 
     const firstPending = api.post(path, { provider_id: "test-pay" }, withKey(key))
-    await waitFor("the first request to reach the provider", async () => (await testPay.state()).inflight.initiatePayment === 1)
+    await waitFor("the first request to reach the provider", async () => (await psp.state()).inflight.initiatePayment === 1)
     const second = await api.post(path, { provider_id: "test-pay" }, withKey(key))
     const first = await firstPending
     const third = await api.post(path, { provider_id: "test-pay" }, withKey(key))
@@ -183,14 +191,14 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     expect(third.status).toBe(200)
     expect(third.headers[REPLAYED]).toBe("true")
     expect(third.body).toEqual(first.body)
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 
   it("10 parallel requests with one key: one runs, the others answer 409 or the replay", async () => {
     const collection = await newCollection()
     const key = newKey()
     const path = `${base(collection.id)}/sessions`
-    await testPay.behaviour({ initiatePayment: { delayMs: 200 } })
+    await psp.behaviour({ initiatePayment: { delayMs: 200 } })
 
     const answers = await Promise.all(
       Array.from({ length: 10 }, () => api.post(path, { provider_id: "test-pay" }, withKey(key)))
@@ -202,14 +210,14 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     expect(ran).toHaveLength(1)
     expect(replayed.length + conflicts.length).toBe(9)
     for (const r of replayed) expect(r.body).toEqual(ran[0].body)
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 
   it("a 4xx answer is stored and replayed, even when a re-run would now succeed", async () => {
     const collection = await newCollection()
     const key = newKey()
     const path = `${base(collection.id)}/sessions`
-    await testPay.behaviour({ initiatePayment: { fail: "refuse", times: 1 } })
+    await psp.behaviour({ initiatePayment: { fail: "refuse", times: 1 } })
 
     const first = await api.post(path, { provider_id: "test-pay" }, withKey(key))
     const replay = await api.post(path, { provider_id: "test-pay" }, withKey(key))
@@ -218,7 +226,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     expectError(replay, 400, "invalid_data")
     expect(replay.headers[REPLAYED]).toBe("true")
     expect(replay.body).toEqual(first.body)
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
     expect(await storedKey(key)).toMatchObject({ response_code: 400 })
     // The provider would accept now: without the key the request runs.
     expect((await api.post(path, { provider_id: "test-pay" })).status).toBe(200)
@@ -228,7 +236,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     const collection = await newCollection()
     const key = newKey()
     const path = `${base(collection.id)}/sessions`
-    await testPay.behaviour({ initiatePayment: { fail: "throw", times: 1 } })
+    await psp.behaviour({ initiatePayment: { fail: "throw", times: 1 } })
 
     const first = await api.post(path, { provider_id: "test-pay" }, withKey(key))
     expectError(first, 502, "unexpected_state", "payment_provider_error")
@@ -237,7 +245,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     const retry = await api.post(path, { provider_id: "test-pay" }, withKey(key))
     expect(retry.status).toBe(200)
     expect(retry.headers[REPLAYED]).toBeUndefined()
-    expect((await testPay.state()).calls.initiatePayment).toBe(2)
+    expect((await psp.state()).calls.initiatePayment).toBe(2)
     expect(await storedKey(key)).toMatchObject({ response_code: 200 })
   })
 
@@ -296,8 +304,6 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       const collection = await newCollection()
       const key = newKey()
       const extra = createApi(backend.url)
-      const pay = testPayOn(backend.url)
-      await pay.reset()
       const path = `${base(collection.id)}/sessions`
 
       const first = await extra.post(path, { provider_id: "test-pay" }, withKey(key))
@@ -314,7 +320,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       const session = again.body.payment_collection.payment_sessions[0]
       expect(session.provider_id).toBe("test-pay")
       expect(session.id).not.toBe(firstSession.id)
-      expect((await pay.state()).calls.initiatePayment).toBe(2)
+      expect((await psp.state()).calls.initiatePayment).toBe(2)
       expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
     })
   })

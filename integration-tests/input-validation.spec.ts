@@ -1,5 +1,5 @@
 import { api, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { expectMedusaError, worldSnapshot } from "./helpers/collection-state"
 
 // Every store endpoint of the Payment Collections group refuses bad input with
@@ -89,11 +89,11 @@ describe("Store Payment Collections: input validation on all six endpoints", () 
       f = await createFixture()
       dirty = false
     }
-    before = await worldSnapshot([f.id], testPay)
+    before = await worldSnapshot([f.id])
   })
 
   afterEach(async () => {
-    const after = await worldSnapshot([f.id], testPay)
+    const after = await worldSnapshot([f.id])
     if (JSON.stringify(after) !== JSON.stringify(before)) dirty = true
     expect(after).toEqual(before)
   })

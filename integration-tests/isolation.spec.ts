@@ -1,5 +1,6 @@
 import { api, createApi, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay, testPayOn } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import {
   base,
@@ -30,7 +31,7 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(async () => {
     await stopExtraBackends()
@@ -42,7 +43,7 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
     const others = await Promise.all(
       Array.from({ length: OTHER_COLLECTIONS }, () => createPaymentCollection({ regionId: region.id, amount: 500 }))
     )
-    await testPay.behaviour({ initiatePayment: { delayMs: SLOW_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: SLOW_MS } })
 
     // Every A request asks for a new test-pay session (a different split each
     // time), so each one waits SLOW_MS at the provider, one after another.
@@ -57,7 +58,7 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
         })
       )
     )
-    await waitFor("A's first request to reach the provider", async () => (await testPay.state()).inflight.initiatePayment > 0)
+    await waitFor("A's first request to reach the provider", async () => (await psp.state()).inflight.initiatePayment > 0)
     const fast = others.map((c) => {
       const startedAt = Date.now() - t0
       return timed(t0, () => api.post(`${base(c.id)}/sessions`, { provider_id: "manual" })).then((r) => ({
@@ -74,7 +75,7 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
     const lastOther = Math.max(...fastDone.map((r) => r.endedAt))
     // A really was slow and serialized...
     expect(aDrained).toBeGreaterThanOrEqual(SLOW_REQUESTS * SLOW_MS)
-    expect((await testPay.state()).maxInflight.initiatePayment).toBe(1)
+    expect((await psp.state()).maxInflight.initiatePayment).toBe(1)
     // ...while B..K were answered long before A's queue drained.
     expect(lastOther).toBeLessThan(aDrained)
     expect(slowestOther).toBeLessThan(aDrained / 2)
@@ -148,14 +149,13 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
       expect((await extra.post(`${base(locked.id)}/sessions`, { provider_id: "manual" })).status).toBe(200)
     })
 
-    it("a payment_session row locked while authorizing → 409 conflict, no payment, and the provider's authorization canceled", async () => {
+    it("a payment_session row locked while authorizing → 409 conflict, no payment, and the provider's authorization canceled for good", async () => {
       const extra = createApi(backend.url)
-      const pay = testPayOn(backend.url)
-      await pay.reset()
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
       const created = await extra.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
       expect(created.status).toBe(200)
       const session = created.body.payment_collection.payment_sessions[0]
+      await psp.confirmSession(session)
       const lock = await holdLock(`SELECT id FROM payment_session WHERE id = $1 FOR UPDATE`, [session.id])
       // The lock is released after 5 × lock_timeout_ms whatever happens; the
       // answer must come before that.
@@ -177,12 +177,19 @@ describe("isolation between payment collections, and PostgreSQL conflicts", () =
       })
       expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
       expect(await linkedPayments(collection.id)).toEqual([])
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.authorizePayment).toBe(1)
       expect(state.intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
 
+      // Stripe's cancel is final: the shopper pays with a refreshed session, confirmed again.
       const retry = await extra.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
-      expect(retry.status).toBe(200)
+      expect(retry.status).toBe(422)
+      expect(retry.body.type).toBe("payment_authorization_error")
+      const refreshed = await extra.post(`${base(collection.id)}/sessions/${session.id}`)
+      expect(refreshed.status).toBe(200)
+      await psp.confirmSession(refreshed.body.payment_session)
+      const paid = await extra.post(`${base(collection.id)}/sessions/${refreshed.body.payment_session.id}/authorize`)
+      expect(paid.status).toBe(200)
       expect(await linkedPayments(collection.id)).toHaveLength(1)
     })
   })

@@ -1,6 +1,7 @@
 import { api } from "./helpers/http"
 import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -33,7 +34,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -67,7 +68,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       const rows = await sessionRows(collection.id)
       expect(summary(rows)).toEqual(["manual:600", "test-pay:400"])
       expect(rows.map((r) => r.id).sort()).toEqual(pc.payment_sessions.map((s: any) => s.id).sort())
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.initiatePayment).toBe(1)
       const testPayRow = rows.find((r) => r.provider_id === "test-pay")
       expect(state.intents).toEqual([
@@ -82,7 +83,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       ])
       const manual = sessions.find((s) => s.provider_id === "manual")
       const tp = sessions.find((s) => s.provider_id === "test-pay")
-      const before = await testPay.state()
+      const before = await psp.state()
 
       const res = await batch(collection.id, [
         { provider_id: "manual", amount: 300, session_id: manual.id },
@@ -96,7 +97,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(byId[tp.id].amount).toBe(700)
       const rows = await sessionRows(collection.id)
       expect(Object.fromEntries(rows.map((r) => [r.id, r.amount]))).toEqual({ [manual.id]: 300, [tp.id]: 700 })
-      const after = await testPay.state()
+      const after = await psp.state()
       expect(after.calls.updatePayment - before.calls.updatePayment).toBe(1)
       expect(after.calls.initiatePayment - before.calls.initiatePayment).toBe(0)
       expect(after.intents).toEqual([expect.objectContaining({ id: tp.data.id, amount: 700 })])
@@ -104,13 +105,13 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
 
     it("a session listed again unchanged is kept without calling its provider", async () => {
       const { collection, sessions } = await collectionWith(500, [{ provider_id: "test-pay", amount: 500 }])
-      const before = await testPay.state()
+      const before = await psp.state()
 
       const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 500, session_id: sessions[0].id }])
 
       expect(res.status).toBe(200)
       expect(res.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([sessions[0].id])
-      const after = await testPay.state()
+      const after = await psp.state()
       expect(after.calls).toEqual(before.calls)
     })
 
@@ -121,7 +122,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       ])
       const manual = sessions.find((s) => s.provider_id === "manual")
       const tp = sessions.find((s) => s.provider_id === "test-pay")
-      expect((await testPay.state()).intents.map((i) => i.id)).toEqual([tp.data.id])
+      expect((await psp.state()).intents.map((i) => i.id)).toEqual([tp.data.id])
 
       const res = await batch(collection.id, [{ provider_id: "manual", amount: 1000, session_id: manual.id }])
 
@@ -129,10 +130,11 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.body.payment_collection.payment_sessions).toEqual([
         expect.objectContaining({ id: manual.id, provider_id: "manual", amount: 1000 }),
       ])
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.deletePayment).toBe(1)
-      expect(state.history.filter((h) => h.method === "deletePayment").map((h) => h.id)).toEqual([tp.data.id])
-      expect(state.intents).toEqual([])
+      expect((await psp.history({ method: "deletePayment" })).map((h) => h.intentId)).toEqual([tp.data.id])
+      expect(state.intents).toEqual([expect.objectContaining({ id: tp.data.id, status: "canceled" })])
+      expect(state.live).toEqual([])
       expect(await sessionExists(tp.id)).toEqual({ row: false, link: false })
       expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([manual.id])
     })
@@ -150,8 +152,9 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(summary(now)).toEqual(["manual:200", "test-pay:600"])
       expect(now.map((s: any) => s.id)).not.toContain(sessions[0].id)
       expect(await sessionExists(sessions[0].id)).toEqual({ row: false, link: false })
-      const state = await testPay.state()
-      expect(state.intents).toEqual([expect.objectContaining({ amount: 600 })])
+      const state = await psp.state()
+      expect(state.live).toEqual([expect.objectContaining({ amount: 600 })])
+      expect(await psp.intent(sessions[0].data.id)).toMatchObject({ status: "canceled" })
       expect(summary(await sessionRows(collection.id))).toEqual(["manual:200", "test-pay:600"])
     })
 
@@ -168,7 +171,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect((await sessionRows(other.collection.id)).map((r) => ({ id: r.id, amount: r.amount }))).toEqual([
         { id: foreign.id, amount: 300 },
       ])
-      expect((await testPay.state()).intents.map((i) => i.id)).toContain(foreign.data.id)
+      expect((await psp.state()).intents.map((i) => i.id)).toContain(foreign.data.id)
     })
 
     it("accepts an awaiting collection", async () => {
@@ -192,8 +195,8 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(rows.map((r) => ({ id: r.id, provider_id: r.provider_id, amount: r.amount }))).toEqual([
         { id: existing[0].id, provider_id: "test-pay", amount: 1000 },
       ])
-      const state = await testPay.state()
-      expect(state.intents).toEqual([expect.objectContaining({ id: existing[0].data.id, amount: 1000 })])
+      const state = await psp.state()
+      expect(state.live).toEqual([expect.objectContaining({ id: existing[0].data.id, amount: 1000 })])
       expect(await collectionRow(collection.id)).toEqual({ status: "not_paid", authorized_amount: null })
     })
 
@@ -254,7 +257,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     })
 
     it("a provider that refuses to initiate → 400 invalid_data, the old session kept", async () => {
-      await testPay.behaviour({ initiatePayment: { fail: "refuse" } })
+      await psp.behaviour({ initiatePayment: { fail: "refuse" } })
       const res = await batch(collection.id, [
         { provider_id: "manual", amount: 500 },
         { provider_id: "test-pay", amount: 500 },
@@ -264,7 +267,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     })
 
     it("a provider that refuses to update → 400 invalid_data, amount unchanged", async () => {
-      await testPay.behaviour({ updatePayment: { fail: "refuse" } })
+      await psp.behaviour({ updatePayment: { fail: "refuse" } })
       const res = await batch(collection.id, [
         { provider_id: "manual", amount: 500 },
         { provider_id: "test-pay", amount: 500, session_id: existing[0].id },
@@ -274,14 +277,14 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     })
 
     it("a provider that refuses to delete → 400 invalid_data, the session it holds is kept", async () => {
-      await testPay.behaviour({ deletePayment: { fail: "refuse" } })
+      await psp.behaviour({ deletePayment: { fail: "refuse" } })
       const res = await batch(collection.id, [{ provider_id: "manual", amount: 1000 }])
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
     })
 
     it("a refused delete after new sessions were initiated → 400, the new provider sessions are deleted again", async () => {
-      await testPay.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
+      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
       const res = await batch(collection.id, [
         { provider_id: "test-pay", amount: 600 },
         { provider_id: "test-pay", amount: 400 },
@@ -289,7 +292,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
       // afterEach: only the old intent is left at the provider
-      expect((await testPay.state()).calls.initiatePayment).toBe(3)
+      expect((await psp.state()).calls.initiatePayment).toBe(3)
     })
 
   })
@@ -299,7 +302,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       { provider_id: "test-pay", amount: 700 },
       { provider_id: "manual", amount: 300 },
     ])
-    const before = (await testPay.state()).calls
+    const before = (await psp.state()).calls
 
     const res = await batch(collection.id, [
       { provider_id: "manual", amount: 300 },
@@ -312,7 +315,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       byProvider["manual"],
       byProvider["test-pay"],
     ])
-    expect((await testPay.state()).calls).toEqual(before)
+    expect((await psp.state()).calls).toEqual(before)
   })
 
   it("a refused delete after an amount update → 400, and the provider's amount is what the database says", async () => {
@@ -322,7 +325,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     ])
     const kept = sessions.find((s) => s.amount === 400)
     const dropped = sessions.find((s) => s.amount === 600)
-    await testPay.behaviour({ deletePayment: { fail: "refuse" } })
+    await psp.behaviour({ deletePayment: { fail: "refuse" } })
 
     const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 1000, session_id: kept.id }])
 
@@ -331,7 +334,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     const rows = await sessionRows(collection.id)
     expect(Object.fromEntries(rows.map((r) => [r.id, r.amount]))).toEqual({ [kept.id]: 400, [dropped.id]: 600 })
     // Nothing was committed, so the provider must not be left holding the new amount.
-    const intents = Object.fromEntries((await testPay.state()).intents.map((i) => [i.id, i.amount]))
+    const intents = Object.fromEntries((await psp.state()).live.map((i) => [i.id, i.amount]))
     expect(intents).toEqual({ [kept.data.id]: 400, [dropped.data.id]: 600 })
   })
 
@@ -344,7 +347,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       ])
       const manual = sessions.find((s) => s.provider_id === "manual")
       const tp = sessions.find((s) => s.provider_id === "test-pay")
-      await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+      await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
       const refused = await authorizeBatch(collection.id, [manual.id, tp.id])
       expect(refused.status).toBe(422)
       expect(refused.body.type).toBe("payment_authorization_error")
@@ -354,14 +357,14 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
 
     it("an authorized session left out → 400 not_allowed, nothing changed", async () => {
       const { collection, manual, tp } = await partiallyAuthorized()
-      const before = await testPay.state()
+      const before = await psp.state()
 
       const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 1000 }])
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
       expect((await sessionRows(collection.id)).map((r) => r.id).sort()).toEqual([manual.id, tp.id].sort())
-      const after = await testPay.state()
+      const after = await psp.state()
       expect(after.calls.initiatePayment).toBe(before.calls.initiatePayment)
       expect(after.calls.deletePayment).toBe(before.calls.deletePayment)
       expect(after.intents.map((i) => i.id)).toEqual([tp.data.id])
@@ -383,7 +386,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
         [manual.id]: [600, "authorized"],
         [tp.id]: [400, "error"],
       })
-      expect((await testPay.state()).intents).toEqual([expect.objectContaining({ id: tp.data.id, amount: 400 })])
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: tp.data.id, amount: 400 })])
     })
 
     it("a shopper whose authorization failed rearranges the rest around the authorized session and pays", async () => {
@@ -404,9 +407,9 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       const added = pc.payment_sessions.find((s: any) => s.id !== manual.id)
       expect(added).toMatchObject({ provider_id: "manual", amount: 400, status: "pending" })
       expect(await sessionExists(tp.id)).toEqual({ row: false, link: false })
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.deletePayment).toBe(1)
-      expect(state.intents).toEqual([])
+      expect(state.intents).toEqual([expect.objectContaining({ id: tp.data.id, status: "canceled" })])
 
       const paid = await authorizeBatch(collection.id, [added.id])
 
@@ -435,13 +438,14 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(retried.status).toBe(200)
       const fresh = retried.body.payment_collection.payment_sessions.find((s: any) => s.provider_id === "test-pay")
       expect(fresh.id).not.toBe(tp.id)
+      await psp.confirmSession(fresh)
 
       const paid = await authorizeBatch(collection.id, [fresh.id])
 
       expect(paid.status).toBe(200)
       expect(paid.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
-      const state = await testPay.state()
-      expect(state.intents).toEqual([expect.objectContaining({ id: fresh.data.id, status: "authorized" })])
+      const state = await psp.state()
+      expect(state.live).toEqual([expect.objectContaining({ id: fresh.data.id, status: "authorized" })])
     })
   })
 
@@ -454,7 +458,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
       expect(await sessionRows(collection.id)).toEqual([])
-      expect((await testPay.state()).calls.initiatePayment).toBe(0)
+      expect((await psp.state()).calls.initiatePayment).toBe(0)
     })
 
     it("a canceled collection keeps its sessions", async () => {
@@ -466,7 +470,7 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
       expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([sessions[0].id])
-      expect((await testPay.state()).calls.deletePayment).toBe(0)
+      expect((await psp.state()).calls.deletePayment).toBe(0)
     })
 
     it("an unknown collection → 404 not_found", async () => {

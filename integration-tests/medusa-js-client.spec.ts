@@ -1,6 +1,7 @@
 import Medusa from "@medusajs/medusa-js"
 import { testEnv } from "./helpers/env"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -36,7 +37,7 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -77,6 +78,7 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     expect(refreshed.response.status).toBe(200)
     expect(refreshed.payment_session).toMatchObject({ provider_id: "test-pay", amount: 2000, status: "pending" })
     expect(refreshed.payment_session.id).not.toBe(first.id)
+    await psp.confirmSession(refreshed.payment_session)
 
     // medusa-js 6.1.10 types this answer as { payment_collection }; core and the plugin answer { payment_session }.
     const authorized = (await medusa.paymentCollections.authorizePaymentSession(
@@ -94,7 +96,7 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     expect(after.payment_collection.status).toBe("authorized")
     expect(after.payment_collection.payment_sessions.map((s) => s.id)).toEqual([refreshed.payment_session.id])
     expect(await linkedPayments(collection.id)).toEqual([{ amount: 2000, provider_id: "test-pay" }])
-    expect((await testPay.state()).intents).toEqual([
+    expect((await psp.state()).live).toEqual([
       expect.objectContaining({ id: refreshed.payment_session.data.id, status: "authorized" }),
     ])
   })
@@ -111,6 +113,7 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     expect(managed.response.status).toBe(200)
     const sessions = managed.payment_collection.payment_sessions
     expect(sessions.map((s) => `${s.provider_id}:${s.amount}`).sort()).toEqual(["manual:250", "test-pay:750"])
+    await psp.confirmSession(sessions.find((s) => s.provider_id === "test-pay")!)
 
     const authorized = await medusa.paymentCollections.authorizePaymentSessionsBatch(collection.id, {
       session_ids: sessions.map((s) => s.id),
@@ -138,7 +141,7 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     })
     const manual = managed.payment_collection.payment_sessions.find((s) => s.provider_id === "manual")!
     const tp = managed.payment_collection.payment_sessions.find((s) => s.provider_id === "test-pay")!
-    await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+    await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
 
     const refused = await failureOf(
       medusa.paymentCollections.authorizePaymentSessionsBatch(collection.id, { session_ids: [manual.id, tp.id] })
@@ -175,8 +178,8 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
     expect(badBatch.body.type).toBe("invalid_data")
 
     const created = await medusa.paymentCollections.managePaymentSession(collection.id, { provider_id: "test-pay" })
+    // The shopper has not confirmed the payment at the provider yet.
     const session = created.payment_collection.payment_sessions[0]
-    await testPay.behaviour({ authorizePayment: { outcome: "requires_more" } })
     const notAuthorized = await failureOf(medusa.paymentCollections.authorizePaymentSession(collection.id, session.id))
     expect(notAuthorized.status).toBe(422)
     expect(notAuthorized.body.type).toBe("payment_authorization_error")

@@ -1,5 +1,6 @@
 import { adminApi, api, HttpResponse } from "./helpers/http"
-import { createRegion, db, testPay } from "./helpers/factories"
+import { createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import { waitForEvents } from "./helpers/events"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -65,7 +66,7 @@ describe("order edit paid through the plugin's Payment Collections endpoints", (
     ).product.variants[0].id
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -209,8 +210,9 @@ describe("order edit paid through the plugin's Payment Collections endpoints", (
     })
     expect(batch.status).toBe(200)
     const ids = batch.body.payment_collection.payment_sessions.map((s: any) => s.id)
+    await psp.confirmSession(batch.body.payment_collection.payment_sessions.find((s: any) => s.provider_id === "test-pay"))
 
-    await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+    await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
     const refused = await api.post(`/store/payment-collections/${collectionId}/sessions/batch/authorize`, {
       session_ids: ids,
     })
@@ -234,6 +236,6 @@ describe("order edit paid through the plugin's Payment Collections endpoints", (
       expect.objectContaining({ amount: 1500, provider_id: "manual", order_id: order.id }),
       expect.objectContaining({ amount: 2500, provider_id: "test-pay", order_id: order.id }),
     ])
-    expect((await testPay.state()).intents).toEqual([expect.objectContaining({ amount: 2500, status: "authorized" })])
+    expect((await psp.state()).intents).toEqual([expect.objectContaining({ amount: 2500, status: "authorized" })])
   })
 })

@@ -1,6 +1,7 @@
 import * as fc from "fast-check"
 import { api, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPay, TestPayBehaviour } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp, PspBehaviour } from "./helpers/fake-psp"
 import { CollectionState, collectionState, paymentTableCounts } from "./helpers/collection-state"
 
 // Random and hostile requests against every store endpoint of the group, on the
@@ -21,11 +22,23 @@ import { CollectionState, collectionState, paymentTableCounts } from "./helpers/
 //      partially_authorized, a = amount → authorized (canceled collections excepted);
 //   I5 a collection with sessions has sessions adding up to its amount (create gives
 //      one session for the full amount; batch only accepts amounts that add up);
-//   I6 the test provider holds exactly the live intents of the collections' test-pay
-//      sessions, with the same amount and authorization.
+//   I6 the fake PSP (the test provider) and the collections' test-pay sessions agree:
+//      a. every test-pay session names a live (not canceled) intent, created for its
+//         collection, for the session's amount;
+//      b. a session authorized in the database has an intent authorized at the PSP;
+//      c. a session not authorized has an intent that is pending or requires_more,
+//         or authorized only if the shopper confirmed it (the plugin has not
+//         authorized it yet: authorize only reads what the shopper confirmed, so
+//         a confirmed intent is legitimately authorized at the PSP while its
+//         session is still pending, requires_more or error in the database);
+//      d. every live intent of the collections belongs to exactly one test-pay
+//         session (nothing left holding at the provider).
 //
-// The test provider refuses now and then (initiate, update, delete, authorize)
-// or does not authorize, so the refusal paths are exercised as well.
+// The test provider refuses now and then (initiate, update, delete, authorize),
+// so the refusal paths are exercised as well. Before a request, the shopper may
+// confirm the intent of one of the target collection's test-pay sessions at the
+// PSP (authorized, or requires_more for 3-D Secure): without it a test-pay
+// session never authorizes, as with Stripe.
 //
 // Bounded: at most MAX_RUNS cases and TIME_BUDGET_MS of requests. On failure
 // fast-check prints the seed and path; rerun with PCP_FC_SEED=<seed> to replay
@@ -93,7 +106,10 @@ type BodySpec =
   | { kind: "rawText"; text: string; contentType: string }
   | { kind: "oversized"; contentType: string }
 
-type Fault = { method: "initiatePayment" | "updatePayment" | "deletePayment" | "authorizePayment"; behaviour: TestPayBehaviour }
+type Fault = { method: "initiatePayment" | "updatePayment" | "deletePayment" | "authorizePayment"; behaviour: PspBehaviour }
+
+/** The shopper confirms the intent of the `index`-th test-pay session of a slot (the target one by default). */
+type ShopperConfirms = { slot: number | null; index: number; outcome: "authorized" | "requires_more" }
 
 type Case = {
   endpoint: Endpoint
@@ -102,8 +118,10 @@ type Case = {
   query: string | null
   body: BodySpec
   idempotencyKey: string | null
-  /** What the test provider does on this request (refuse once, or not authorize). */
+  /** What the test provider does on this request (refuse once). */
   fault: Fault | null
+  /** What the shopper does at the PSP before the request. */
+  shopper: ShopperConfirms | null
 }
 
 const hostileStrings = fc.constantFrom(
@@ -240,10 +258,18 @@ const faultArb: fc.Arbitrary<Fault | null> = fc.option(
     { method: "initiatePayment", behaviour: { fail: "refuse", times: 1 } },
     { method: "updatePayment", behaviour: { fail: "refuse", times: 1 } },
     { method: "deletePayment", behaviour: { fail: "refuse", times: 1 } },
-    { method: "authorizePayment", behaviour: { fail: "refuse", times: 1 } },
-    { method: "authorizePayment", behaviour: { outcome: "requires_more" } }
+    { method: "authorizePayment", behaviour: { fail: "refuse", times: 1 } }
   ),
   { freq: 5 }
+)
+
+const shopperArb: fc.Arbitrary<ShopperConfirms | null> = fc.option(
+  fc.record({
+    slot: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: slotArb }),
+    index: fc.nat({ max: 3 }),
+    outcome: fc.constantFrom<ShopperConfirms["outcome"]>("authorized", "authorized", "authorized", "requires_more"),
+  }),
+  { freq: 2 }
 )
 
 const caseArb: fc.Arbitrary<Case> = fc
@@ -257,6 +283,7 @@ const caseArb: fc.Arbitrary<Case> = fc
       body: bodyArbFor[endpoint],
       idempotencyKey: endpoint === "get" ? fc.constant(null) : idempotencyKeyArb,
       fault: endpoint === "get" ? fc.constant(null) : faultArb,
+      shopper: shopperArb,
     })
   )
 
@@ -494,8 +521,12 @@ function check200AgainstDatabase(req: Resolved, c: Case, res: HttpResponse, afte
   }
 }
 
-async function checkInvariants(collectionIds: string[], baselineOrphans: Set<string>): Promise<void> {
-  const [orphans, shared, states, provider] = await Promise.all([
+async function checkInvariants(
+  collectionIds: string[],
+  baselineOrphans: Set<string>,
+  confirmedByShopper: ReadonlySet<string>
+): Promise<void> {
+  const [orphans, shared, states, intents] = await Promise.all([
     db.query(
       `SELECT ps.id FROM payment_session ps
         WHERE ps.cart_id IS NULL
@@ -506,16 +537,14 @@ async function checkInvariants(collectionIds: string[], baselineOrphans: Set<str
         GROUP BY payment_session_id HAVING count(*) > 1`
     ),
     Promise.all(collectionIds.map(collectionState)),
-    testPay.state(),
+    psp.liveIntents(),
   ])
   const newOrphans = orphans.rows.map((r) => r.id).filter((id) => !baselineOrphans.has(id))
   check(newOrphans.length === 0, `I1: orphaned payment_session rows ${newOrphans}`)
   check(shared.rows.length === 0, `I2: sessions linked to several collections: ${short(shared.rows)}`)
 
   const ours = new Set(collectionIds)
-  const liveIntents = new Map(
-    provider.intents.filter((i) => ours.has(i.resource_id) && i.status !== "canceled").map((i) => [i.id, i])
-  )
+  const liveIntents = new Map(intents.filter((i) => i.resource_id && ours.has(i.resource_id)).map((i) => [i.id, i]))
   const referenced = new Set<string>()
   for (const { collection: pc, sessions, payments } of states) {
     const label = `collection ${pc.id} (${pc.status}, amount ${pc.amount}, authorized_amount ${pc.authorized_amount})`
@@ -543,17 +572,47 @@ async function checkInvariants(collectionIds: string[], baselineOrphans: Set<str
     }
     for (const s of sessions.filter((x) => x.provider_id === "test-pay")) {
       const intent = liveIntents.get(s.data?.id)
-      check(intent, `I6: ${label}: test-pay session ${s.id} has no live intent at the provider (${short(s.data)})`)
-      check(intent!.amount === s.amount, `I6: ${label}: session ${s.id} amount ${s.amount}, its intent ${intent!.amount}`)
+      check(intent, `I6a: ${label}: test-pay session ${s.id} has no live intent at the provider (${short(s.data)})`)
       check(
-        (intent!.status === "authorized") === isAuthorized(s),
-        `I6: ${label}: session ${s.id} is ${s.status}, its intent ${intent!.status}`
+        intent!.resource_id === pc.id && intent!.amount === s.amount,
+        `I6a: ${label}: session ${s.id} (amount ${s.amount}) holds intent ${intent!.id} of ${intent!.resource_id}, amount ${intent!.amount}`
       )
+      if (isAuthorized(s)) {
+        check(intent!.status === "authorized", `I6b: ${label}: session ${s.id} is authorized, its intent ${intent!.status}`)
+      } else {
+        const pendingAtPsp = intent!.status === "pending" || intent!.status === "requires_more"
+        const confirmedNotYetAuthorized = intent!.status === "authorized" && confirmedByShopper.has(intent!.id)
+        check(
+          pendingAtPsp || confirmedNotYetAuthorized,
+          `I6c: ${label}: session ${s.id} is ${s.status}, its intent ${intent!.status}` +
+            (confirmedByShopper.has(intent!.id) ? "" : " (never confirmed by the shopper)")
+        )
+      }
+      check(!referenced.has(s.data.id), `I6d: ${label}: intent ${s.data.id} is held by two sessions`)
       referenced.add(s.data.id)
     }
   }
   const leaked = [...liveIntents.keys()].filter((id) => !referenced.has(id))
-  check(leaked.length === 0, `I6: intents left at the provider without a session: ${short(leaked)}`)
+  check(leaked.length === 0, `I6d: intents left at the provider without a session: ${short(leaked)}`)
+}
+
+/**
+ * The shopper confirms the intent of a test-pay session of the slot, when it
+ * still awaits confirmation. Answers what happened, for the tally.
+ */
+async function shopperConfirms(
+  action: ShopperConfirms,
+  slot: CollectionState,
+  confirmedByShopper: Set<string>
+): Promise<string> {
+  const testPay = slot.sessions.filter((s) => s.provider_id === "test-pay" && typeof s.data?.id === "string")
+  if (!testPay.length) return "no test-pay session"
+  const intentId: string = testPay[action.index % testPay.length].data.id
+  const intent = await psp.intent(intentId)
+  if (intent.status !== "pending" && intent.status !== "requires_more") return `intent already ${intent.status}`
+  await psp.confirm(intentId, action.outcome)
+  confirmedByShopper.add(intentId)
+  return `confirmed ${action.outcome}`
 }
 
 // -------------------------------------------------------------------- spec
@@ -563,6 +622,8 @@ describe("Store Payment Collections under random and hostile requests (property-
   const slotIds: string[] = []
   const everyCollection: string[] = []
   let baselineOrphans = new Set<string>()
+  /** Intents the shopper confirmed at the PSP (I6c). */
+  const confirmedByShopper = new Set<string>()
 
   async function fillSlot(i: number): Promise<void> {
     const spec = SLOTS[i]
@@ -572,7 +633,7 @@ describe("Store Payment Collections under random and hostile requests (property-
   }
 
   beforeAll(async () => {
-    await testPay.reset()
+    await psp.reset()
     regions.both = (await createRegion({ providers: ["manual", "test-pay"] })).id
     regions.manualOnly = (await createRegion({ providers: ["manual"] })).id
     for (let i = 0; i < SLOTS.length; i++) await fillSlot(i)
@@ -585,7 +646,7 @@ describe("Store Payment Collections under random and hostile requests (property-
   })
 
   afterAll(async () => {
-    await testPay.reset()
+    await psp.reset()
     await db.end()
   })
 
@@ -605,13 +666,18 @@ describe("Store Payment Collections under random and hostile requests (property-
         if (Date.now() > deadline) return
         cases++
         const world: World = { slots: await Promise.all(slotIds.map(collectionState)) }
+        if (c.shopper) {
+          const slot = c.shopper.slot ?? (c.collection.kind === "slot" ? c.collection.slot : 0)
+          const outcome = await shopperConfirms(c.shopper, world.slots[slot], confirmedByShopper)
+          tally[`shopper: ${outcome}`] = (tally[`shopper: ${outcome}`] ?? 0) + 1
+        }
         const countsBefore = await paymentTableCounts()
         const req = resolve(c, world)
         lastRequest = `${req.method} ${short(req.path, 200)} ${short(req.headers)} ${short(req.body ?? "", 200)}`
 
-        if (c.fault) await testPay.behaviour({ [c.fault.method]: c.fault.behaviour })
+        if (c.fault) await psp.behaviour({ [c.fault.method]: c.fault.behaviour })
         const res = await api.raw(req.method, req.path, req.body, { headers: req.headers })
-        if (c.fault) await testPay.behaviour({ [c.fault.method]: null })
+        if (c.fault) await psp.behaviour({ [c.fault.method]: null })
         const tallyKey = `${c.endpoint} ${res.status}`
         tally[tallyKey] = (tally[tallyKey] ?? 0) + 1
 
@@ -633,7 +699,7 @@ describe("Store Payment Collections under random and hostile requests (property-
           }
           const target = c.collection.kind === "slot" ? after[c.collection.slot] : null
           check200AgainstDatabase(req, c, res, target)
-          await checkInvariants(slotIds, baselineOrphans)
+          await checkInvariants(slotIds, baselineOrphans, confirmedByShopper)
 
           // A collection nothing can change any more is replaced, so later cases
           // still reach the write paths.
@@ -658,7 +724,7 @@ describe("Store Payment Collections under random and hostile requests (property-
         )
       }
       // After the last case, once more over every collection the run touched.
-      await checkInvariants(everyCollection, baselineOrphans)
+      await checkInvariants(everyCollection, baselineOrphans, confirmedByShopper)
       expect(cases).toBeGreaterThan(0)
     },
     TIME_BUDGET_MS + 60_000
@@ -688,16 +754,15 @@ describe("Store Payment Collections under random and hostile requests (property-
         const before = await collectionState(collection.id)
         const kept = before.sessions.find((s) => s.amount === 532)!
         const intentsOf = async () =>
-          (await testPay.state()).intents
-            .filter((i) => i.resource_id === collection.id)
+          (await psp.intents({ resourceId: collection.id }))
             .map(({ id, amount, status }) => ({ id, amount, status }))
             .sort((a, b) => a.id.localeCompare(b.id))
         const intentsBefore = await intentsOf()
 
-        await testPay.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
+        await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
         const { path, body } = request(kept.id)
         const res = await api.post(`${BASE}/${collection.id}/${path}`, body)
-        await testPay.behaviour({ deletePayment: null })
+        await psp.behaviour({ deletePayment: null })
 
         expect(res.status).toBe(400)
         expect(res.body.type).toBe("invalid_data")

@@ -1,5 +1,6 @@
 import { Api, createApi, HttpResponse } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPayOn, TestPayClient, TestPayMethod } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp, PspOperation } from "./helpers/fake-psp"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import {
   collectionRow,
@@ -23,7 +24,7 @@ const FAULTS: Fault[] = ["refuse", "throw", "hang"]
 const base = (id: string) => `/store/payment-collections/${id}`
 
 /** What the client must get for a fault in a session change (create, update, delete). */
-function expectFaultAnswer(res: HttpResponse, fault: Fault, method: TestPayMethod) {
+function expectFaultAnswer(res: HttpResponse, fault: Fault, method: PspOperation) {
   if (fault === "refuse") {
     expect(res.status).toBe(400)
     expect(res.body.type).toBe("invalid_data")
@@ -52,18 +53,16 @@ describe("payment provider faults and failed database writes", () => {
   let region: any
   let backend: ExtraBackend
   let api: Api
-  let pay: TestPayClient
 
   beforeAll(async () => {
     backend = await startExtraBackend({
       env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ provider_timeout_ms: PROVIDER_TIMEOUT_MS }) },
     })
     api = createApi(backend.url)
-    pay = testPayOn(backend.url)
     region = await createRegion({ providers: ["manual", "test-pay"] })
   }, 180_000)
 
-  beforeEach(() => pay.reset())
+  beforeEach(() => psp.reset())
 
   afterEach(async () => {
     // Whatever happened, no session row is left without its collection.
@@ -84,28 +83,28 @@ describe("payment provider faults and failed database writes", () => {
   describe.each(FAULTS)("the provider fails with %s", (fault) => {
     it("at initiate: a clear error, nothing written, no intent; a retry succeeds", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1200 })
-      await pay.behaviour({ initiatePayment: { fail: fault } })
+      await psp.behaviour({ initiatePayment: { fail: fault } })
 
       const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
 
       expectFaultAnswer(res, fault, "initiatePayment")
       expect(await linkedSessions(collection.id)).toEqual([])
-      expect((await pay.state()).intents).toEqual([])
+      expect((await psp.state()).intents).toEqual([])
       expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid" })
 
-      await pay.behaviour({ initiatePayment: null })
+      await psp.behaviour({ initiatePayment: null })
       const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
       expect(retry.status).toBe(200)
       const rows = await linkedSessions(collection.id)
       expect(rows).toHaveLength(1)
       expect(retry.body.payment_collection.payment_sessions.map((s: any) => s.id)).toEqual([rows[0].id])
-      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+      expect((await psp.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
     })
 
     it("at update (batch changes the amounts): the sessions stay as they were, the new one is not kept; a retry succeeds", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
       const session = await createTestPaySession(collection.id)
-      await pay.behaviour({ updatePayment: { fail: fault } })
+      await psp.behaviour({ updatePayment: { fail: fault } })
       const body = {
         sessions: [
           { provider_id: "test-pay", amount: 700, session_id: session.id },
@@ -118,21 +117,22 @@ describe("payment provider faults and failed database writes", () => {
       expectFaultAnswer(res, fault, "updatePayment")
       const rows = await linkedSessions(collection.id)
       expect(rows.map((r) => `${r.id}:${r.provider_id}:${r.amount}`)).toEqual([`${session.id}:test-pay:1000`])
-      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 1000 })])
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 1000 })])
 
-      await pay.behaviour({ updatePayment: null })
+      await psp.behaviour({ updatePayment: null })
       const retry = await api.post(`${base(collection.id)}/sessions/batch`, body)
       expect(retry.status).toBe(200)
       const after = await linkedSessions(collection.id)
       expect(after.map((r) => `${r.provider_id}:${r.amount}`).sort()).toEqual(["manual:300", "test-pay:700"])
       expect(after.find((r) => r.provider_id === "test-pay").id).toBe(session.id)
-      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 700 })])
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 700 })])
     })
 
     it("at authorize: a clear error, no payment, the collection not authorized; a retry succeeds", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 900 })
       const session = await createTestPaySession(collection.id)
-      await pay.behaviour({ authorizePayment: { fail: fault } })
+      await psp.confirmSession(session)
+      await psp.behaviour({ authorizePayment: { fail: fault } })
 
       const res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
 
@@ -148,9 +148,10 @@ describe("payment provider faults and failed database writes", () => {
         expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid", authorized_amount: null })
       }
       expect(await linkedPayments(collection.id)).toEqual([])
-      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "pending" })])
+      // The shopper's confirmation stands: a failed read of it changes nothing at the provider.
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "authorized" })])
 
-      await pay.behaviour({ authorizePayment: null })
+      await psp.behaviour({ authorizePayment: null })
       const retry = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
       expect(retry.status).toBe(200)
       expect(retry.body.payment_session).toMatchObject({ id: session.id, status: "authorized" })
@@ -161,72 +162,75 @@ describe("payment provider faults and failed database writes", () => {
     it("at delete (switching provider): the old session stays, at the provider too; a retry succeeds", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1100 })
       const session = await createTestPaySession(collection.id)
-      await pay.behaviour({ deletePayment: { fail: fault } })
+      await psp.behaviour({ deletePayment: { fail: fault } })
 
       const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
 
       expectFaultAnswer(res, fault, "deletePayment")
       expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
-      expect((await pay.state()).intents.map((i) => i.id)).toEqual([session.data.id])
+      expect((await psp.state()).intents.map((i) => i.id)).toEqual([session.data.id])
 
-      await pay.behaviour({ deletePayment: null })
+      await psp.behaviour({ deletePayment: null })
       const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
       expect(retry.status).toBe(200)
       const rows = await linkedSessions(collection.id)
       expect(rows.map((r) => r.provider_id)).toEqual(["manual"])
-      expect((await pay.state()).intents).toEqual([])
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
     })
 
     it("at delete during a refresh: the new provider session is deleted again, the old one stays", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1300 })
       const session = await createTestPaySession(collection.id)
       // Only the refresh's own delete fails; undoing the new session must work.
-      await pay.behaviour({ deletePayment: { fail: fault, times: 1 } })
+      await psp.behaviour({ deletePayment: { fail: fault, times: 1 } })
 
       const res = await api.post(`${base(collection.id)}/sessions/${session.id}`)
 
       expectFaultAnswer(res, fault, "deletePayment")
       expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.initiatePayment).toBe(2) // the original session, then the refresh's new one
       expect(state.calls.deletePayment).toBe(2) // the old session's (failed), then the new one's undo
-      expect(state.intents.map((i) => i.id)).toEqual([session.data.id])
+      expect(state.live.map((i) => i.id)).toEqual([session.data.id])
 
       const retry = await api.post(`${base(collection.id)}/sessions/${session.id}`)
       expect(retry.status).toBe(200)
       const rows = await linkedSessions(collection.id)
       expect(rows.map((r) => r.id)).toEqual([retry.body.payment_session.id])
-      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+      expect((await psp.state()).live.map((i) => i.id)).toEqual([rows[0].data.id])
     })
   })
 
   describe("a provider that answers only after provider_timeout_ms", () => {
     it("initiate: 504, and the intent it creates late does not stay live without a session row", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1400 })
-      await pay.behaviour({ initiatePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
+      await psp.behaviour({ initiatePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
 
       const res = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
 
       expectUnavailable(res, "hang")
-      await waitFor("the late initiatePayment to finish", async () => (await pay.state()).inflight.initiatePayment === 0)
+      await waitFor("the late initiatePayment to finish", async () => (await psp.state()).inflight.initiatePayment === 0)
       await sleep(500) // time for whatever the plugin does with the late answer
       expect(await linkedSessions(collection.id)).toEqual([])
-      expect((await pay.state()).intents).toEqual([])
+      const { intents, live } = await psp.state()
+      expect(intents).toEqual([expect.objectContaining({ resource_id: collection.id, status: "canceled" })])
+      expect(live).toEqual([])
     })
 
-    it("authorize: 504, and the authorization it grants late is canceled at the provider", async () => {
+    it("authorize: 504, and the authorization it reports late is canceled at the provider (the shopper's confirmed payment is voided)", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
       const session = await createTestPaySession(collection.id)
-      await pay.behaviour({ authorizePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
+      await psp.confirmSession(session)
+      await psp.behaviour({ authorizePayment: { delayMs: PROVIDER_TIMEOUT_MS + 1000 } })
 
       const res = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
 
       expectUnavailable(res, "hang")
-      await waitFor("the late authorizePayment to finish", async () => (await pay.state()).inflight.authorizePayment === 0)
+      await waitFor("the late authorizePayment to finish", async () => (await psp.state()).inflight.authorizePayment === 0)
       await sleep(500)
       expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
       expect(await linkedPayments(collection.id)).toEqual([])
-      expect((await pay.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
+      expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
     })
   })
 
@@ -246,16 +250,16 @@ describe("payment provider faults and failed database writes", () => {
       }
 
       expectDatabaseFailure(res)
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.initiatePayment).toBe(1)
       expect(state.calls.deletePayment).toBe(1)
-      expect(state.intents).toEqual([])
+      expect(state.intents).toEqual([expect.objectContaining({ resource_id: collection.id, status: "canceled" })])
       expect(await linkedSessions(collection.id)).toEqual([])
 
       const retry = await api.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
       expect(retry.status).toBe(200)
       const rows = await linkedSessions(collection.id)
-      expect((await pay.state()).intents.map((i) => i.id)).toEqual([rows[0].data.id])
+      expect((await psp.state()).live.map((i) => i.id)).toEqual([rows[0].data.id])
     })
 
     it("saving the new payment_session row fails → the intent is deleted at the provider", async () => {
@@ -270,16 +274,17 @@ describe("payment provider faults and failed database writes", () => {
       }
 
       expectDatabaseFailure(res)
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.initiatePayment).toBe(1)
-      expect(state.intents).toEqual([])
+      expect(state.live).toEqual([])
       expect(await linkedSessions(collection.id)).toEqual([])
     })
 
-    it("inserting the payment fails → the authorization is canceled at the provider; a retry succeeds", async () => {
+    it("inserting the payment fails → the authorization is canceled at the provider, for good: a retry is refused, a refreshed session the shopper confirms again pays", async () => {
       const amount = 7331
       const collection = await createPaymentCollection({ regionId: region.id, amount })
       const session = await createTestPaySession(collection.id)
+      await psp.confirmSession(session)
       const drop = await installFailingTrigger("payment", "INSERT", `NEW.amount = ${amount}`)
       let res: HttpResponse
       try {
@@ -289,7 +294,7 @@ describe("payment provider faults and failed database writes", () => {
       }
 
       expectDatabaseFailure(res)
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.authorizePayment).toBe(1)
       expect(state.calls.cancelPayment).toBe(1)
       expect(state.intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
@@ -297,8 +302,19 @@ describe("payment provider faults and failed database writes", () => {
       expect(await linkedPayments(collection.id)).toEqual([])
       expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid", authorized_amount: null })
 
+      // Stripe's cancel is final: the intent cannot be authorized any more.
       const retry = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
-      expect(retry.status).toBe(200)
+      expect(retry.status).toBe(422)
+      expect(retry.body.type).toBe("payment_authorization_error")
+      expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "error" })
+      expect(await linkedPayments(collection.id)).toEqual([])
+
+      const refreshed = await api.post(`${base(collection.id)}/sessions/${session.id}`)
+      expect(refreshed.status).toBe(200)
+      const fresh = refreshed.body.payment_session
+      await psp.confirmSession(fresh)
+      const paid = await api.post(`${base(collection.id)}/sessions/${fresh.id}/authorize`)
+      expect(paid.status).toBe(200)
       expect(await linkedPayments(collection.id)).toHaveLength(1)
       expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: amount })
     })
@@ -307,6 +323,7 @@ describe("payment provider faults and failed database writes", () => {
       const amount = 7551
       const collection = await createPaymentCollection({ regionId: region.id, amount })
       const session = await createTestPaySession(collection.id)
+      await psp.confirmSession(session)
       const drop = await installFailingTrigger(
         "payment_session",
         "UPDATE",
@@ -320,7 +337,7 @@ describe("payment provider faults and failed database writes", () => {
       }
 
       expectDatabaseFailure(res)
-      const state = await pay.state()
+      const state = await psp.state()
       expect(state.calls.authorizePayment).toBe(1)
       expect(state.intents).toEqual([expect.objectContaining({ id: session.data.id, status: "canceled" })])
       expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })

@@ -1,6 +1,7 @@
 import { adminApi, api } from "./helpers/http"
 import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
-import { createPaymentCollection, createRegion, db, testPay } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -17,7 +18,7 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 
-  beforeEach(() => testPay.reset())
+  beforeEach(() => psp.reset())
 
   afterAll(() => db.end())
 
@@ -49,16 +50,19 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
       status: "pending",
       cart_id: null,
       payment_authorized_at: null,
-      data: expect.objectContaining({ id: expect.stringMatching(/^tp_/) }),
+      data: expect.objectContaining({ id: expect.stringMatching(/^pi_/) }),
     })
     expect(fresh.id).not.toBe(old.id)
     expect(fresh.data.id).not.toBe(old.data.id)
 
-    const state = await testPay.state()
+    const state = await psp.state()
     expect(state.calls.initiatePayment).toBe(2) // the first session, then the refresh
     expect(state.calls.deletePayment).toBe(1)
-    expect(state.history.filter((h) => h.method === "deletePayment").map((h) => h.id)).toEqual([old.data.id])
-    expect(state.intents).toEqual([expect.objectContaining({ id: fresh.data.id, amount: 900, status: "pending" })])
+    expect((await psp.history({ method: "deletePayment" })).map((h) => h.intentId)).toEqual([old.data.id])
+    expect(state.intents).toEqual([
+      expect.objectContaining({ id: old.data.id, status: "canceled" }),
+      expect.objectContaining({ id: fresh.data.id, amount: 900, status: "pending" }),
+    ])
 
     expect(await sessionExists(old.id)).toEqual({ row: false, link: false })
     const rows = await sessionRows(collection.id)
@@ -103,13 +107,13 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
   it("a session of another collection → 404 not_found, and that session is untouched", async () => {
     const mine = await collectionWith(300, [{ provider_id: "manual", amount: 300 }])
     const other = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
-    const before = await testPay.state()
+    const before = await psp.state()
 
     const res = await refresh(mine.collection.id, other.tp.id)
 
     expect(res.status).toBe(404)
     expect(res.body.type).toBe("not_found")
-    const after = await testPay.state()
+    const after = await psp.state()
     expect(after.calls).toEqual(before.calls)
     expect(after.intents.map((i) => i.id)).toEqual([other.tp.data.id])
     expect((await sessionRows(other.collection.id)).map((r) => [r.id, r.amount, r.status])).toEqual([
@@ -138,7 +142,7 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
         { provider_id: "manual", amount: 600 },
         { provider_id: "test-pay", amount: 400 },
       ])
-      await testPay.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
+      await psp.behaviour({ authorizePayment: { fail: "refuse", times: 1 } })
       const res = await api.post(`/store/payment-collections/${setup.collection.id}/sessions/batch/authorize`, {
         session_ids: [setup.manual.id, setup.tp.id],
       })
@@ -148,13 +152,13 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
 
     it("an authorized session → 400 not_allowed; the session, its payment and the collection are unchanged", async () => {
       const { collection, manual } = await partiallyAuthorized()
-      const before = await testPay.state()
+      const before = await psp.state()
 
       const res = await refresh(collection.id, manual.id)
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
-      expect((await testPay.state()).calls).toEqual(before.calls)
+      expect((await psp.state()).calls).toEqual(before.calls)
       const row = (await sessionRows(collection.id)).find((r) => r.id === manual.id)
       expect(row).toMatchObject({ status: "authorized", amount: 600 })
       const { rows } = await db.query(
@@ -180,6 +184,7 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
       expect(fresh).toMatchObject({ provider_id: "test-pay", amount: 400, status: "pending" })
       expect(await sessionExists(tp.id)).toEqual({ row: false, link: false })
 
+      await psp.confirmSession(fresh)
       const authorized = await api.post(`/store/payment-collections/${collection.id}/sessions/${fresh.id}/authorize`)
       expect(authorized.status).toBe(200)
       const { rows } = await db.query(
@@ -199,36 +204,36 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
     expect(res.status).toBe(400)
     expect(res.body.type).toBe("not_allowed")
     expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-    expect((await testPay.state()).calls.deletePayment).toBe(0)
+    expect((await psp.state()).calls.deletePayment).toBe(0)
   })
 
   describe("a provider that refuses leaves the old session intact", () => {
     it("refusing to initiate → 400 invalid_data", async () => {
       const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
-      await testPay.behaviour({ initiatePayment: { fail: "refuse" } })
+      await psp.behaviour({ initiatePayment: { fail: "refuse" } })
 
       const res = await refresh(collection.id, tp.id)
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
       expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.deletePayment).toBe(0)
       expect(state.intents.map((i) => i.id)).toEqual([tp.data.id])
     })
 
     it("refusing to delete the old one → 400 invalid_data, and the new provider session is deleted again", async () => {
       const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
-      await testPay.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
+      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
 
       const res = await refresh(collection.id, tp.id)
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("invalid_data")
       expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-      const state = await testPay.state()
+      const state = await psp.state()
       expect(state.calls.initiatePayment).toBe(2)
-      expect(state.intents.map((i) => i.id)).toEqual([tp.data.id])
+      expect(state.live.map((i) => i.id)).toEqual([tp.data.id])
     })
   })
 
@@ -242,6 +247,6 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
     expect(res.status).toBe(400)
     expect(res.body.type).toBe("invalid_data")
     expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-    expect((await testPay.state()).calls.initiatePayment).toBe(1)
+    expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 })

@@ -1,25 +1,23 @@
 import { createApi, Api } from "./helpers/http"
-import { createPaymentCollection, createRegion, db, testPayOn, TestPayClient } from "./helpers/factories"
+import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { psp } from "./helpers/fake-psp"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import {
   base,
   collectionRow,
   linkedPayments,
   linkedSessions,
-  liveIntents,
   orphanSessions,
   parallel,
   sessionIds,
-  shareIntents,
-  statesOf,
   statuses,
-  totalCalls,
 } from "./helpers/payments"
 import { dropRunEventQueue, runEventQueueKeys } from "./helpers/redis"
 
 // Two backend processes on one database, with the parallel requests spread
-// over them. Only PostgreSQL's row lock can serialize them here. Provider calls
-// are summed over both processes' test processors. With PCP_TEST_REDIS_URL (or
+// over them. Only PostgreSQL's row lock can serialize them here. Both talk to the
+// one fake PSP, as two instances of a shop talk to one Stripe account: its calls
+// and intents are those of both processes. With PCP_TEST_REDIS_URL (or
 // REDIS_URL) both use the Redis event bus, as a real multi-instance deployment
 // does (.ci/run sets it); a machine without Redis runs them on the local bus.
 
@@ -35,8 +33,6 @@ describe(`concurrent requests on one payment collection spread over two backend 
   let region: any
   let backends: ExtraBackend[] = []
   let apis: Api[] = []
-  let pays: TestPayClient[] = []
-  const urls = () => backends.map((b) => b.url)
 
   /** Request i goes to backend i % 2. */
   const on = (i: number) => apis[i % apis.length]
@@ -47,12 +43,11 @@ describe(`concurrent requests on one payment collection spread over two backend 
       startExtraBackend({ env: busEnv }),
     ])
     apis = backends.map((b) => createApi(b.url))
-    pays = backends.map((b) => testPayOn(b.url))
     region = await createRegion({ providers: ["manual", "test-pay"] })
   }, 240_000)
 
   beforeEach(async () => {
-    await Promise.all(pays.map((p) => p.reset()))
+    await psp.reset()
   })
 
   afterAll(async () => {
@@ -60,10 +55,6 @@ describe(`concurrent requests on one payment collection spread over two backend 
     if (REDIS_URL) await dropRunEventQueue(REDIS_URL)
     await db.end()
   }, 60_000)
-
-  async function slowDown(config: Parameters<TestPayClient["behaviour"]>[0]) {
-    await Promise.all(pays.map((p) => p.behaviour(config)))
-  }
 
   it("both processes serve the plugin's routes (with the run's event queue in Redis when configured)", async () => {
     for (const backend of backends) {
@@ -81,9 +72,19 @@ describe(`concurrent requests on one payment collection spread over two backend 
     }
   })
 
+  it("both processes' test-pay providers call the one fake PSP", async () => {
+    for (const a of apis) {
+      const collection = await createPaymentCollection({ regionId: region.id, amount: 100 })
+      expect((await a.post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })).status).toBe(200)
+    }
+    const callers = (await psp.history({ method: "initiatePayment" })).map((h) => h.pid)
+    expect(callers).toEqual(backends.map((b) => b.pid))
+    expect((await psp.state()).live).toHaveLength(2)
+  })
+
   it(`${N} parallel identical "Create a Payment Session" calls over both → one session, initiated once in total, no orphans`, async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 3000 })
-    await slowDown({ initiatePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" }))
 
@@ -96,9 +97,9 @@ describe(`concurrent requests on one payment collection spread over two backend 
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ id: [...named][0], provider_id: "test-pay", amount: 3000 })
     expect(await orphanSessions()).toEqual([])
-    const states = await statesOf(pays)
-    expect(totalCalls(states, "initiatePayment")).toBe(1)
-    expect(liveIntents(states).map((i) => i.id)).toEqual([rows[0].data.id])
+    const state = await psp.state()
+    expect(state.calls.initiatePayment).toBe(1)
+    expect(state.live.map((i) => i.id)).toEqual([rows[0].data.id])
   })
 
   it(`${N} parallel authorizations of one session over both → all 200 alike, authorized once in total, one payment`, async () => {
@@ -106,16 +107,17 @@ describe(`concurrent requests on one payment collection spread over two backend 
     const created = await apis[0].post(`${base(collection.id)}/sessions`, { provider_id: "test-pay" })
     expect(created.status).toBe(200)
     const sessionId = created.body.payment_collection.payment_sessions[0].id
-    await shareIntents(urls())
-    await slowDown({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+    await psp.confirmSession(created.body.payment_collection.payment_sessions[0])
+    await psp.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, (i) => on(i).post(`${base(collection.id)}/sessions/${sessionId}/authorize`))
 
     expect(statuses(answers)).toEqual(Array(N).fill("200"))
     for (const res of answers) expect(res.body.payment_session).toEqual(answers[0].body.payment_session)
     expect(answers[0].body.payment_session).toMatchObject({ id: sessionId, status: "authorized", amount: 2500 })
-    const states = await statesOf(pays)
-    expect(totalCalls(states, "authorizePayment")).toBe(1)
+    const state = await psp.state()
+    expect(state.calls.authorizePayment).toBe(1)
+    expect(state.intents).toEqual([expect.objectContaining({ status: "authorized", amount: 2500 })])
 
     const payments = await linkedPayments(collection.id)
     expect(payments).toHaveLength(1)
@@ -125,7 +127,7 @@ describe(`concurrent requests on one payment collection spread over two backend 
 
   it(`${N} parallel identical batch calls without session ids over both end with one set of sessions, the replaced ones deleted at the provider`, async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
-    await slowDown({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
     const body = {
       sessions: [
         { provider_id: "test-pay", amount: 600 },
@@ -141,10 +143,10 @@ describe(`concurrent requests on one payment collection spread over two backend 
     const finalIds = JSON.stringify(rows.map((r) => r.id).sort())
     expect(answers.some((res) => JSON.stringify(sessionIds(res)) === finalIds)).toBe(true)
     expect(await orphanSessions()).toEqual([])
-    const states = await statesOf(pays)
+    const state = await psp.state()
     const testPayRow = rows.find((r) => r.provider_id === "test-pay")
-    expect(liveIntents(states).map((i) => i.id)).toEqual([testPayRow.data.id])
-    expect(totalCalls(states, "initiatePayment") - totalCalls(states, "deletePayment")).toBe(1)
+    expect(state.live.map((i) => i.id)).toEqual([testPayRow.data.id])
+    expect(state.calls.initiatePayment - state.calls.deletePayment).toBe(1)
   })
 
   it(`${N} parallel identical batch calls naming the sessions over both → one update in total, every answer names the same sessions`, async () => {
@@ -159,9 +161,8 @@ describe(`concurrent requests on one payment collection spread over two backend 
     const byProvider = Object.fromEntries(
       (first.body.payment_collection.payment_sessions as any[]).map((s) => [s.provider_id, s.id])
     )
-    await shareIntents(urls())
-    const before = await statesOf(pays)
-    await slowDown({ updatePayment: { delayMs: DELAY_MS } })
+    const before = await psp.state()
+    await psp.behaviour({ updatePayment: { delayMs: DELAY_MS } })
     const body = {
       sessions: [
         { provider_id: "test-pay", amount: 700, session_id: byProvider["test-pay"] },
@@ -179,10 +180,12 @@ describe(`concurrent requests on one payment collection spread over two backend 
       [byProvider["test-pay"]]: 700,
       [byProvider.manual]: 300,
     })
-    const after = await statesOf(pays)
-    expect(totalCalls(after, "updatePayment") - totalCalls(before, "updatePayment")).toBe(1)
-    expect(totalCalls(after, "initiatePayment") - totalCalls(before, "initiatePayment")).toBe(0)
-    expect(totalCalls(after, "deletePayment") - totalCalls(before, "deletePayment")).toBe(0)
+    const after = await psp.state()
+    expect(after.calls.updatePayment - before.calls.updatePayment).toBe(1)
+    expect(after.calls.initiatePayment - before.calls.initiatePayment).toBe(0)
+    expect(after.calls.deletePayment - before.calls.deletePayment).toBe(0)
+    const testPayRow = rows.find((r) => r.provider_id === "test-pay")
+    expect(after.live).toEqual([expect.objectContaining({ id: testPayRow.data.id, amount: 700 })])
   })
 
   it(`${N} parallel identical batch authorizations over both → each provider authorizes once, one payment per session`, async () => {
@@ -195,8 +198,8 @@ describe(`concurrent requests on one payment collection spread over two backend 
     })
     expect(created.status).toBe(200)
     const ids = sessionIds(created)
-    await shareIntents(urls())
-    await slowDown({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
+    await psp.confirmSession(created.body.payment_collection.payment_sessions.find((s: any) => s.provider_id === "test-pay"))
+    await psp.behaviour({ authorizePayment: { delayMs: DELAY_MS }, retrievePayment: { delayMs: DELAY_MS } })
 
     const answers = await parallel(N, (i) =>
       on(i).post(`${base(collection.id)}/sessions/batch/authorize`, { session_ids: ids })
@@ -207,8 +210,9 @@ describe(`concurrent requests on one payment collection spread over two backend 
       expect(res.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
       expect(sessionIds(res)).toEqual(ids)
     }
-    const states = await statesOf(pays)
-    expect(totalCalls(states, "authorizePayment")).toBe(1)
+    const state = await psp.state()
+    expect(state.calls.authorizePayment).toBe(1)
+    expect(state.intents).toEqual([expect.objectContaining({ status: "authorized", amount: 700 })])
     const payments = await linkedPayments(collection.id)
     expect(payments.map((p) => `${p.provider_id}:${p.amount}`).sort()).toEqual(["manual:300", "test-pay:700"])
     expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 1000 })
@@ -217,7 +221,7 @@ describe(`concurrent requests on one payment collection spread over two backend 
 
   it(`${N} parallel "Create a Payment Session" calls alternating two providers over both end consistent`, async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1800 })
-    await slowDown({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
+    await psp.behaviour({ initiatePayment: { delayMs: DELAY_MS }, deletePayment: { delayMs: DELAY_MS } })
     // backend i % 2, provider (i >> 1) % 2: each backend gets both providers.
     const providerOf = (i: number) => (((i >> 1) & 1) === 0 ? "test-pay" : "manual")
 
@@ -234,9 +238,9 @@ describe(`concurrent requests on one payment collection spread over two backend 
     const rows = await linkedSessions(collection.id)
     expect(rows).toHaveLength(1)
     expect(await orphanSessions()).toEqual([])
-    const states = await statesOf(pays)
+    const state = await psp.state()
     const expected = rows[0].provider_id === "test-pay" ? [rows[0].data.id] : []
-    expect(liveIntents(states).map((i) => i.id)).toEqual(expected)
-    expect(totalCalls(states, "initiatePayment") - totalCalls(states, "deletePayment")).toBe(expected.length)
+    expect(state.live.map((i) => i.id)).toEqual(expected)
+    expect(state.calls.initiatePayment - state.calls.deletePayment).toBe(expected.length)
   })
 })

@@ -26,6 +26,7 @@ const autocannon = require("autocannon")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, dropDatabase, databaseUrl } = require("./lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("./lib/medusa-host")
+const { startFakePsp } = require("./lib/fake-psp")
 const { freePort } = require("./lib/net")
 const { httpJson, expectOk } = require("./lib/http-json")
 const seed = require("./lib/bench-seed")
@@ -146,6 +147,8 @@ async function bootBackend(ctx, name, dbUrl, { profile = false } = {}) {
       HOST_WITHOUT_PLUGIN: name === "core" ? "1" : "0",
       NODE_OPTIONS: preloadOptions(process.env.NODE_OPTIONS, profile ? [SQL_COUNTER, CPU_PROFILER] : [SQL_COUNTER]),
       SQL_COUNTER_PORT: String(counterPort),
+      // The host's test-pay provider (create_slow) calls this run's fake PSP.
+      TEST_PAY_PSP_URL: ctx.psp.url,
       ...(profile ? { CPU_PROFILER_PORT: String(profilerPort) } : {}),
     },
   })
@@ -285,7 +288,7 @@ function fixedLoad(request) {
  * rounds, so a fresh collection is used once across all of them (and the two
  * backends never share one).
  */
-function benchCases() {
+function benchCases(ctx) {
   return [
     { id: "update", title: "POST /:id/sessions, one collection re-posted (update path)", load: (data) => fixedLoad(requestOf.session(data.update)) },
     { id: "create", title: "POST /:id/sessions, a fresh collection each (create path)", load: (data) => rotating(data.create, (id) => requestOf.session(id)) },
@@ -295,8 +298,9 @@ function benchCases() {
       id: "create_slow",
       title: `POST /:id/sessions create path, test-pay ${SLOW_PROVIDER_MS} ms per call`,
       load: (data) => rotating(data.slowCreate, (id) => requestOf.session(id, "test-pay")),
-      before: (backend) => expectOk("test-pay", "POST", `${backend.url}/test-pay/behaviour`, { body: { initiatePayment: { delayMs: SLOW_PROVIDER_MS } } }),
-      after: (backend) => expectOk("test-pay", "POST", `${backend.url}/test-pay/reset`),
+      // Both backends' test-pay call the one fake PSP: setting it twice is harmless.
+      before: () => expectOk("fake PSP", "POST", `${ctx.psp.url}/test/behaviours`, { body: { initiatePayment: { delayMs: SLOW_PROVIDER_MS } } }),
+      after: () => expectOk("fake PSP", "POST", `${ctx.psp.url}/test/reset`),
     },
   ].map((c, i) => ({ ...c, number: i + 1 }))
 }
@@ -450,7 +454,7 @@ async function benchBoth(ctx, backends, seeded, options) {
   for (const backend of backends) captures.push(...(await captureEachKind(backend, seeded[backend.name])))
   for (const backend of backends) await warmUp(ctx, backend, seeded[backend.name])
   const cases = []
-  for (const benchCase of benchCases()) {
+  for (const benchCase of benchCases(ctx)) {
     const results = await measureCase(ctx, backends, seeded, benchCase, options)
     cases.push({ id: benchCase.id, title: benchCase.title, number: benchCase.number, ...results })
   }
@@ -466,7 +470,7 @@ async function benchBoth(ctx, backends, seeded, options) {
  * and prints where each spends its CPU time per request.
  */
 async function profileBoth(ctx, backends, seeded, options) {
-  const benchCase = benchCases().find((c) => c.id === options.profile)
+  const benchCase = benchCases(ctx).find((c) => c.id === options.profile)
   const dir = options.profileDir || fs.mkdtempSync(path.join(os.tmpdir(), "pcp-bench-profile-"))
   fs.mkdirSync(dir, { recursive: true })
   // The same state as in the bench: one request of each kind served already
@@ -520,6 +524,7 @@ async function cleanup(ctx) {
   const steps = [
     () => ctx.db && ctx.db.end(),
     () => stopBackends(ctx),
+    () => ctx.psp && ctx.psp.stop(),
     () => ctx.pg && !ctx.pg.embedded && ctx.dbName && dropDatabase(ctx.pg.baseUrl, ctx.dbName),
     () => ctx.pg && ctx.pg.stop(),
   ]
@@ -589,6 +594,7 @@ async function seedBoth(ctx, backend, sizes) {
 }
 
 async function run(ctx, options) {
+  ctx.psp = await startFakePsp()
   await prepareDatabase(ctx)
   const sizes = seedSizes(options)
   const profile = options.profile !== null

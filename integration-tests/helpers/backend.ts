@@ -28,15 +28,21 @@ const started = new Set<ExtraBackend>()
 
 /**
  * Starts another backend process on the shared database (e.g. a second instance,
- * or other env such as REDIS_URL, PAYMENT_COLLECTIONS_OPTIONS, HOST_WITHOUT_PLUGIN).
- * Stop it in afterAll (or call stopExtraBackends()).
+ * or other env such as REDIS_URL, PAYMENT_COLLECTIONS_OPTIONS, HOST_WITHOUT_PLUGIN),
+ * talking to the run's one fake PSP. Stop it in afterAll (or call stopExtraBackends()).
  */
 export async function startExtraBackend({
   env = {},
   logFile,
 }: { env?: Record<string, string>; logFile?: string } = {}): Promise<ExtraBackend> {
-  const { hostDir, databaseUrl } = testEnv()
-  const backend = await host.startBackend({ hostDir, databaseUrl, port: 0, env, logFile })
+  const { hostDir, databaseUrl, pspUrl } = testEnv()
+  const backend = await host.startBackend({
+    hostDir,
+    databaseUrl,
+    port: 0,
+    env: { TEST_PAY_PSP_URL: pspUrl, ...env },
+    logFile,
+  })
   const handle: ExtraBackend = {
     url: backend.url,
     port: backend.port,

@@ -1,8 +1,9 @@
-import { db, TestPayClient } from "./factories"
+import { db } from "./factories"
+import { psp } from "./fake-psp"
 import { HttpResponse } from "./http"
 
 // What a refused request must leave untouched, and what must hold after any
-// request: read straight from the database (and the test processor).
+// request: read straight from the database (and the fake PSP).
 
 export interface CollectionState {
   collection: any
@@ -44,14 +45,14 @@ export async function paymentTableCounts(): Promise<Record<string, number>> {
   return rows[0]
 }
 
-/** Everything a refused request must not change: collection, tables, test processor. */
-export async function worldSnapshot(collectionIds: string[], testPay: TestPayClient) {
-  const [collections, counts, pay] = await Promise.all([
+/** Everything a refused request must not change: collections, tables, the PSP's calls and intents. */
+export async function worldSnapshot(collectionIds: string[]) {
+  const [collections, counts, provider] = await Promise.all([
     Promise.all(collectionIds.map(collectionState)),
     paymentTableCounts(),
-    testPay.state(),
+    psp.state(),
   ])
-  return { collections, counts, providerCalls: pay.calls, providerIntents: pay.intents }
+  return { collections, counts, providerCalls: provider.calls, providerIntents: provider.intents }
 }
 
 /** Medusa's error body: `{ type, message }` (and an optional `code`), as JSON. */

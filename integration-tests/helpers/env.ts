@@ -14,6 +14,8 @@ export interface TestEnv {
   hostDir: string
   /** false when HOST_WITHOUT_PLUGIN=1 left the plugin under test out */
   withPlugin: boolean
+  /** The fake PSP every backend's test payment providers call (TEST_PAY_PSP_URL) */
+  pspUrl: string
 }
 
 let cached: TestEnv | undefined

@@ -2,7 +2,7 @@ import path from "path"
 import crypto from "crypto"
 import { Pool, QueryResult, QueryResultRow } from "pg"
 import { testEnv } from "./env"
-import { adminApi, createApi, HttpResponse } from "./http"
+import { adminApi, HttpResponse } from "./http"
 
 // ---------------------------------------------------------------- database
 
@@ -100,78 +100,4 @@ export async function createPaymentCollection({
     [entityId("paycol"), status, description, amount, regionId, currency]
   )
   return rows[0]
-}
-
-// ------------------------------------------------- test payment processor
-
-export type TestPayMethod =
-  | "initiatePayment"
-  | "updatePayment"
-  | "authorizePayment"
-  | "deletePayment"
-  | "cancelPayment"
-  | "retrievePayment"
-  | "capturePayment"
-  | "refundPayment"
-  | "getPaymentStatus"
-  | "updatePaymentData"
-
-export interface TestPayBehaviour {
-  delayMs?: number
-  /** refuse: PaymentProcessorError; throw: Error; hang: never settles */
-  fail?: "refuse" | "throw" | "hang"
-  /** How many of the next calls fail; absent = all */
-  times?: number
-  /** authorizePayment only */
-  outcome?: "authorized" | "requires_more"
-}
-
-export interface TestPayIntent {
-  id: string
-  status: string
-  amount: number
-  currency_code: string
-  resource_id: string
-  captured?: boolean
-  refunded?: number
-}
-
-export interface TestPayState {
-  calls: Record<TestPayMethod, number>
-  inflight: Record<TestPayMethod, number>
-  maxInflight: Record<TestPayMethod, number>
-  intents: TestPayIntent[]
-  behaviour: Partial<Record<TestPayMethod, TestPayBehaviour>>
-  history: { method: TestPayMethod; id: string | null; at: number }[]
-}
-
-export interface TestPayClient {
-  state(): Promise<TestPayState>
-  /** Merges per method; `null` clears a method's behaviour */
-  behaviour(config: Partial<Record<TestPayMethod, TestPayBehaviour | null>>): Promise<void>
-  reset(): Promise<void>
-}
-
-/**
- * The test processor of one backend process. Its state lives in that process:
- * with several backends, ask each one.
- */
-export function testPayOn(backendUrl: string): TestPayClient {
-  const http = createApi(backendUrl)
-  return {
-    state: async () => expectOk("GET /test-pay/state", await http.get("/test-pay/state")),
-    behaviour: async (config) => {
-      expectOk("POST /test-pay/behaviour", await http.post("/test-pay/behaviour", config))
-    },
-    reset: async () => {
-      expectOk("POST /test-pay/reset", await http.post("/test-pay/reset"))
-    },
-  }
-}
-
-/** The shared backend's test processor. */
-export const testPay: TestPayClient = {
-  state: () => testPayOn(testEnv().backendUrl).state(),
-  behaviour: (config) => testPayOn(testEnv().backendUrl).behaviour(config),
-  reset: () => testPayOn(testEnv().backendUrl).reset(),
 }

@@ -1,10 +1,10 @@
 import { Client } from "pg"
 import { testEnv } from "./env"
-import { db, TestPayClient, TestPayIntent, TestPayMethod, TestPayState } from "./factories"
-import { createApi, HttpResponse } from "./http"
+import { db } from "./factories"
+import { HttpResponse } from "./http"
 
-// Small, generic helpers for specs that check the database and the test
-// processor after concurrent or failing requests.
+// Small, generic helpers for specs that check the database after concurrent or
+// failing requests (the provider's side: helpers/fake-psp.ts).
 
 // ------------------------------------------------------------ answers
 
@@ -166,51 +166,4 @@ export async function timed<T>(
 ): Promise<{ res: HttpResponse<T>; endedAt: number }> {
   const res = await request()
   return { res, endedAt: Date.now() - origin }
-}
-
-// ---------------------------------------------------- test payment processor
-
-/** Sum of one method's call counts over several processes' test processors. */
-export function totalCalls(states: TestPayState[], method: TestPayMethod): number {
-  return states.reduce((sum, s) => sum + s.calls[method], 0)
-}
-
-/**
- * Live intents over several processes' test processors, as one real provider
- * would see them: every intent a process holds, minus those any process was
- * asked to delete (each process keeps its own state), deduplicated by id.
- */
-export function liveIntents(states: TestPayState[]): TestPayIntent[] {
-  const deleted = new Set(
-    states.flatMap((s) => s.history.filter((h) => h.method === "deletePayment" && h.id).map((h) => h.id))
-  )
-  const byId = new Map<string, TestPayIntent>()
-  for (const s of states) {
-    for (const intent of s.intents) {
-      if (!deleted.has(intent.id) && !byId.has(intent.id)) byId.set(intent.id, intent)
-    }
-  }
-  return [...byId.values()]
-}
-
-export async function statesOf(clients: TestPayClient[]): Promise<TestPayState[]> {
-  return Promise.all(clients.map((c) => c.state()))
-}
-
-/**
- * Lets every backend's test processor know every intent any of them holds
- * (POST /test-pay/intents), so that a session initiated by one process can be
- * authorized or updated by another, as with one real provider. Call it when
- * no request is running.
- */
-export async function shareIntents(backendUrls: string[]): Promise<void> {
-  const states = await Promise.all(backendUrls.map((url) => createApi(url).get("/test-pay/state")))
-  const intents = new Map<string, TestPayIntent>()
-  for (const s of states) {
-    for (const intent of (s.body as TestPayState).intents) intents.set(intent.id, intent)
-  }
-  for (const url of backendUrls) {
-    const res = await createApi(url).post("/test-pay/intents", { intents: [...intents.values()] })
-    if (res.status !== 200) throw new Error(`POST ${url}/test-pay/intents answered ${res.status}: ${res.text}`)
-  }
 }

@@ -4,7 +4,11 @@ const fs = require("fs")
 const path = require("path")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
-const TEST_PROCESSOR = path.resolve(__dirname, "../fixtures/test-payment-processor")
+// Three payment providers backed by the fake PSP at TEST_PAY_PSP_URL (see
+// integration-tests/fixtures/fake-psp): test-pay (a payment processor),
+// test-fields (a processor whose methods are instance fields) and test-legacy
+// (a legacy payment service).
+const TEST_PAYMENT_PROVIDERS = path.resolve(__dirname, "../fixtures/test-payment-providers")
 // A flat-rate fulfillment provider ("test-ship"), so that carts can be checked out
 // with a shipping method, and a subscriber recording delivered events.
 const TEST_FULFILLMENT = path.resolve(__dirname, "../fixtures/test-fulfillment-provider")
@@ -27,7 +31,7 @@ function databaseName(url) {
 
 const plugins = [
   "medusa-payment-manual",
-  { resolve: TEST_PROCESSOR, options: {} },
+  { resolve: TEST_PAYMENT_PROVIDERS, options: {} },
   { resolve: TEST_FULFILLMENT, options: {} },
   { resolve: EVENT_RECORDER, options: {} },
   { resolve: HOST_INTROSPECTION, options: {} },

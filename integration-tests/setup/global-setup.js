@@ -7,6 +7,7 @@ const path = require("path")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, databaseUrl } = require("../../scripts/lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("../../scripts/lib/medusa-host")
+const { startFakePsp } = require("../../scripts/lib/fake-psp")
 
 const HOST_DIR = path.resolve(__dirname, "../host")
 
@@ -39,9 +40,14 @@ module.exports = async function globalSetup() {
 
   // Everything started is recorded here first, so a failure half-way can undo it
   // (jest skips globalTeardown when globalSetup throws).
-  const ctx = { pg: null, dbName: null, backend: null, envFile: null }
+  const ctx = { psp: null, pg: null, dbName: null, backend: null, envFile: null }
   globalThis.__PCP_HARNESS__ = ctx
   try {
+    // One PSP for the whole run, started before any backend: every backend
+    // (this one and each extra one a spec starts) inherits TEST_PAY_PSP_URL, so
+    // all of them talk to the same provider, whose state outlives any of them.
+    ctx.psp = await startFakePsp()
+    process.env.TEST_PAY_PSP_URL = ctx.psp.url
     ctx.pg = await startPostgres({})
     const pgReady = Date.now()
 
@@ -69,6 +75,7 @@ module.exports = async function globalSetup() {
       adminToken,
       hostDir: HOST_DIR,
       withPlugin,
+      pspUrl: ctx.psp.url,
     }
     fs.writeFileSync(ctx.envFile, JSON.stringify(testEnv, null, 2))
     process.env.PCP_TEST_ENV_FILE = ctx.envFile
@@ -77,7 +84,7 @@ module.exports = async function globalSetup() {
     log(
       `ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"} ` +
         `${s(pgReady - started)}, migrations ${s(migrated - pgReady)}, backend ${s(Date.now() - migrated)}; ` +
-        `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}`
+        `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}, fake PSP ${ctx.psp.url}`
     )
   } catch (err) {
     await require("./global-teardown")().catch((e) => log(`cleanup after failed setup: ${e.message}`))

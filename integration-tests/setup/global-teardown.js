@@ -44,6 +44,7 @@ module.exports = async function globalTeardown() {
     await attempt(() => dropDatabase(ctx.pg.baseUrl, ctx.dbName))
   }
   if (ctx.pg) await attempt(() => ctx.pg.stop())
+  if (ctx.psp) await attempt(() => ctx.psp.stop())
 
   if (errors.length) {
     throw new Error(`global teardown: ${errors.map((e) => e.message).join("; ")}`)
