@@ -264,10 +264,12 @@ export default class PaymentAttemptsService {
     await tx.query(
       `INSERT INTO payment_collection_attempt
          (id, payment_collection_id, payment_session_id, provider_id, operation, state,
-          amount, currency_code, provider_data, request_id, idempotency_key, process, lease_until)
+          amount, currency_code, provider_data, request_id, idempotency_key, process, lease_until, created_at)
        SELECT a.id, a.collection_id, a.session_id, a.provider_id, a.operation, 'started',
               a.amount, a.currency_code, a.provider_data, $2, $3, $4,
-              now() + make_interval(secs => $5::double precision / 1000)
+              clock_timestamp() + make_interval(secs => $5::double precision / 1000),
+              -- when it was staged, not when the transaction began (now())
+              clock_timestamp()
          FROM jsonb_to_recordset($1::jsonb) AS a(id text, collection_id text, session_id text,
               provider_id text, operation text, amount int, currency_code text, provider_data jsonb)`,
       [
