@@ -374,6 +374,18 @@ describe("openapi.json: the plugin's OpenAPI 3.0 contract", () => {
       expect(contract.schemaViolations("PaymentCollectionDefault", selected.body.payment_collection)).not.toEqual([])
     })
 
+    it("answers the admin provider switch's 413 and 415 as documented, switching nothing", async () => {
+      const url = "/admin/payment-collections/providers/manual"
+      const before = (await adminApi.get("/admin/payment-collections/providers")).body
+      const form = await adminApi.raw("POST", url, "is_enabled=false", {
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      })
+      expect({ status: form.status, type: form.body.type }).toEqual({ status: 415, type: "invalid_data" })
+      const huge = await adminApi.raw("POST", url, JSON.stringify({ is_enabled: false, pad: "x".repeat(110 * 1024) }))
+      expect({ status: huge.status, type: huge.body.type }).toEqual({ status: 413, type: "invalid_data" })
+      expect((await adminApi.get("/admin/payment-collections/providers")).body).toEqual(before)
+    })
+
     it("answers a collection's attempt log as documented: pages newest first, 400 for a bad limit/offset, 404 for no collection", async () => {
       const { id: regionId } = await createRegion({ providers: ["manual"] })
       const collection = await createPaymentCollection({ regionId, amount: 900 })
