@@ -1,4 +1,5 @@
 import Medusa from "@medusajs/medusa-js"
+import { checkMedusaJsAnswers } from "./helpers/contract-check"
 import { testEnv } from "./helpers/env"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { psp } from "./helpers/fake-psp"
@@ -34,6 +35,8 @@ describe("@medusajs/medusa-js against the plugin's Payment Collections endpoints
 
   beforeAll(async () => {
     medusa = new Medusa({ baseUrl: testEnv().backendUrl, maxRetries: 0 })
+    // Its answers are checked against openapi.json like those of helpers/http.ts.
+    checkMedusaJsAnswers(medusa.client, testEnv().backendUrl)
     region = await createRegion({ providers: ["manual", "test-pay"] })
   })
 

@@ -1,3 +1,4 @@
+import { checkAgainstContract } from "./contract-check"
 import { testEnv } from "./env"
 
 export interface HttpResponse<T = any> {
@@ -51,10 +52,17 @@ async function send(
       body = text
     }
   }
-  return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body, text }
+  const answer = { status: res.status, headers: Object.fromEntries(res.headers.entries()), body, text }
+  // An answer of the plugin that openapi.json does not allow fails the request.
+  await checkAgainstContract(baseUrl, method, path, answer)
+  return answer
 }
 
-/** A client for `baseUrl`; never throws on non-2xx answers. */
+/**
+ * A client for `baseUrl`; never throws on non-2xx answers, but rejects with a
+ * ContractViolation when one of the plugin's routes answers otherwise than
+ * openapi.json documents.
+ */
 export function createApi(baseUrl: string, defaultHeaders: Record<string, string> = {}): Api {
   return {
     baseUrl,

@@ -109,11 +109,24 @@ export const config: MiddlewaresConfig = {
       bodyParser: false as const,
       middlewares: sessionRouteMiddlewares,
     })),
+    // The admin routes send the header too, so a client (and the test suite)
+    // can tell the plugin's answers; Medusa's admin authentication runs first,
+    // so its 401 does not carry it.
+    {
+      matcher: "/admin/payment-collections/providers",
+      method: ["GET"],
+      middlewares: [markServedByPlugin],
+    },
     {
       matcher: "/admin/payment-collections/providers/:provider_id",
       method: ["POST"],
       bodyParser: false,
-      middlewares: [rejectImpossibleIds, jsonBodyOnly()],
+      middlewares: [markServedByPlugin, rejectImpossibleIds, jsonBodyOnly()],
+    },
+    {
+      matcher: "/admin/payment-collections/:id/attempts",
+      method: ["GET"],
+      middlewares: [markServedByPlugin],
     },
   ],
 }

@@ -8,6 +8,7 @@ import {
   isPaymentProviderUnavailable,
   pgCode,
 } from "./errors"
+import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "./plugin-info"
 
 /** PostgreSQL's refusal of a text value (a NUL byte, an untranslatable character). */
 function isInvalidTextParameter(err: unknown): boolean {
@@ -37,6 +38,12 @@ const BODY_PARSER_MESSAGES: Record<string, string> = {
 export function paymentCollectionsErrorHandler() {
   const medusaErrorHandler = errorHandler()
   return (err: unknown, req: Request, res: Response, next: NextFunction) => {
+    // What this handler answers, the plugin answers — also errors raised before
+    // a route's own middleware set the header (a path that is not validly
+    // percent-encoded fails while express matches the route).
+    if (!res.headersSent) {
+      res.setHeader(SERVED_BY_HEADER, SERVED_BY_VALUE)
+    }
     const parserError = err as BodyParserError
     if (parserError?.type && BODY_PARSER_MESSAGES[parserError.type]) {
       const status =
