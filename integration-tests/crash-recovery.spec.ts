@@ -28,9 +28,11 @@ const OPTIONS = {
 }
 /** A started call may be finished by the reconciler this long after it started. */
 const LEASE_MS = 2 * OPTIONS.provider_timeout_ms
-/** Under these options, an Idempotency-Key whose request died is taken over after this long. */
+/** Options under which a stuck Idempotency-Key is taken over late enough to watch it still refused first. */
+const KEY_OPTIONS = { ...OPTIONS, lock_timeout_ms: 3000 }
+/** Under KEY_OPTIONS, an Idempotency-Key whose request died is taken over after this long. */
 const LONGEST_REQUEST_MS =
-  OPTIONS.lock_timeout_ms + 4 * OPTIONS.provider_timeout_ms + OPTIONS.provider_timeout_ms + OPTIONS.lock_timeout_ms
+  KEY_OPTIONS.lock_timeout_ms + 4 * KEY_OPTIONS.provider_timeout_ms + KEY_OPTIONS.provider_timeout_ms + KEY_OPTIONS.lock_timeout_ms
 const RECONCILE_TIMEOUT_MS = LEASE_MS + 6 * OPTIONS.reconcile_interval_ms + 10_000
 const SESSION_TABLES = "payment_session, payment_collection_sessions, payment, payment_collection_payments"
 
@@ -60,7 +62,7 @@ describe("crash recovery: a backend killed mid-request, then reconciled", () => 
     console.log(`crash recovery: time from restart to reconciled (ms): ${JSON.stringify(timings)}`)
   }, 60_000)
 
-  const start = () => startExtraBackend({ env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(OPTIONS) } })
+  const start = (options = OPTIONS) => startExtraBackend({ env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(options) } })
 
   async function collectionWithSessions(shop: Api, amount: number, sessions: { provider_id: string; amount: number }[]) {
     const collection = await createPaymentCollection({ regionId: region.id, amount })
@@ -278,9 +280,9 @@ describe("crash recovery: a backend killed mid-request, then reconciled", () => 
   )
 
   it(
-    "killed after the commit and before the answer: nothing to undo; the stuck Idempotency-Key is taken over only after the longest request",
+    "killed after the commit and before the answer: nothing to undo; its stuck Idempotency-Key is taken over only after the longest request",
     async () => {
-      const backend = await start()
+      const [backend, survivor] = await Promise.all([start(KEY_OPTIONS), start(KEY_OPTIONS)])
       const shop = createApi(backend.url)
       const list = await scenarios(shop)
       const keyOf = (s: Scenario) => `crash-after-commit-${s.collectionId}`
@@ -312,23 +314,22 @@ describe("crash recovery: a backend killed mid-request, then reconciled", () => 
         await lock.release()
       }
       await psp.behaviour({ initiatePayment: null, updatePayment: null, authorizePayment: null, deletePayment: null, retrievePayment: null })
-
-      const restarted = await start()
       timings["after commit, before answer"] = await expectReconciled(list)
 
       // The keys' owner died without storing an answer: a retry is "still running" until no
       // request could be, then runs again (and changes nothing: the work is done).
-      const retryShop = createApi(restarted.url)
+      const retryShop = createApi(survivor.url)
       const [create] = list
+      const { rows } = await db.query(`SELECT locked_at FROM idempotency_key WHERE idempotency_key = $1`, [`pcp:${keyOf(create)}`])
+      const takeoverAt = new Date(rows[0].locked_at).getTime() + LONGEST_REQUEST_MS
+      expect(Date.now()).toBeLessThan(takeoverAt - 1000)
       const early = await create.fire(retryShop, { "idempotency-key": keyOf(create) })
       expect({ status: early.status, type: early.body.type }).toEqual({ status: 409, type: "conflict" })
-      const { rows } = await db.query(`SELECT locked_at FROM idempotency_key WHERE idempotency_key = $1`, [`pcp:${keyOf(create)}`])
-      const waitMs = Date.parse(rows[0].locked_at) + LONGEST_REQUEST_MS + 1500 - Date.now()
-      await sleep(Math.max(0, waitMs))
+      await sleep(Math.max(0, takeoverAt + 1500 - Date.now()))
       const late = await create.fire(retryShop, { "idempotency-key": keyOf(create) })
       expect(late.status).toBe(200)
       expect(late.body.payment_collection.payment_sessions).toHaveLength(1)
-      await restarted.stop()
+      await survivor.stop()
     },
     180_000
   )

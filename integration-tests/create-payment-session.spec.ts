@@ -1,6 +1,7 @@
 import { adminApi, api } from "./helpers/http"
 import { linkedSessions as sessionRows } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
+import { waitForSettledJournal } from "./helpers/journal"
 import { psp } from "./helpers/fake-psp"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
@@ -206,18 +207,23 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     expect(res.body.type).toBe("not_found")
   })
 
-  it("a provider switch refused by the old provider leaves the old session in place", async () => {
+  it("a provider switch whose old provider refuses the delete: the switch is made, and the old provider session is deleted once the provider takes it", async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1000 })
     const first = await createSession(collection.id, { provider_id: "test-pay" })
     const old = first.body.payment_collection.payment_sessions[0]
-    await psp.behaviour({ deletePayment: { fail: "refuse" } })
+    await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
 
     const res = await createSession(collection.id, { provider_id: "manual" })
 
-    expect(res.status).toBe(400)
-    expect(res.body.type).toBe("invalid_data")
-    expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([old.id])
-    expect((await psp.state()).live.map((i) => i.id)).toEqual([old.data.id])
+    // The removal is committed with the switch; its delete at the provider is retried until it is done.
+    expect(res.status).toBe(200)
+    expect(res.body.payment_collection.payment_sessions.map((s: any) => s.provider_id)).toEqual(["manual"])
+    expect((await sessionRows(collection.id)).map((r) => r.provider_id)).toEqual(["manual"])
+    const rows = await waitForSettledJournal(collection.id)
+    const deletes = rows.filter((r) => r.operation === "delete")
+    expect(deletes).toEqual([expect.objectContaining({ payment_session_id: old.id, state: "committed", outcome: "ok" })])
+    expect(await psp.intent(old.data.id)).toMatchObject({ status: "canceled" })
+    expect((await psp.history({ intentId: old.data.id, method: "deletePayment" })).map((c) => c.outcome)).toEqual(["refused", "ok"])
   })
 
   it("refuses a provider the admin disabled on the region at once, and accepts it once re-enabled", async () => {

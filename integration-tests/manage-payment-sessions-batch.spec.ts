@@ -1,7 +1,8 @@
 import { api } from "./helpers/http"
-import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
+import { linkedSessions as sessionRows, sessionExists, waitFor } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { psp } from "./helpers/fake-psp"
+import { attemptRows, waitForSettledJournal } from "./helpers/journal"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -276,25 +277,6 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
       expect(res.body.type).toBe("invalid_data")
     })
 
-    it("a provider that refuses to delete → 400 invalid_data, the session it holds is kept", async () => {
-      await psp.behaviour({ deletePayment: { fail: "refuse" } })
-      const res = await batch(collection.id, [{ provider_id: "manual", amount: 1000 }])
-      expect(res.status).toBe(400)
-      expect(res.body.type).toBe("invalid_data")
-    })
-
-    it("a refused delete after new sessions were initiated → 400, the new provider sessions are deleted again", async () => {
-      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
-      const res = await batch(collection.id, [
-        { provider_id: "test-pay", amount: 600 },
-        { provider_id: "test-pay", amount: 400 },
-      ])
-      expect(res.status).toBe(400)
-      expect(res.body.type).toBe("invalid_data")
-      // afterEach: only the old intent is left at the provider
-      expect((await psp.state()).calls.initiatePayment).toBe(3)
-    })
-
   })
 
   it("the same batch sent again changes nothing: same sessions, no provider call", async () => {
@@ -318,24 +300,69 @@ describe("POST /store/payment-collections/:id/sessions/batch (Manage Payment Ses
     expect((await psp.state()).calls).toEqual(before)
   })
 
-  it("a refused delete after an amount update → 400, and the provider's amount is what the database says", async () => {
-    const { collection, sessions } = await collectionWith(1000, [
-      { provider_id: "test-pay", amount: 400 },
-      { provider_id: "test-pay", amount: 600 },
-    ])
-    const kept = sessions.find((s) => s.amount === 400)
-    const dropped = sessions.find((s) => s.amount === 600)
-    await psp.behaviour({ deletePayment: { fail: "refuse" } })
+  describe("a removed session whose provider refuses the delete", () => {
+    it("the batch is made, and the removed provider session is deleted once the provider takes it", async () => {
+      const { collection, sessions } = await collectionWith(1000, [{ provider_id: "test-pay", amount: 1000 }])
+      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
 
-    const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 1000, session_id: kept.id }])
+      const res = await batch(collection.id, [{ provider_id: "manual", amount: 1000 }])
 
-    expect(res.status).toBe(400)
-    expect(res.body.type).toBe("invalid_data")
-    const rows = await sessionRows(collection.id)
-    expect(Object.fromEntries(rows.map((r) => [r.id, r.amount]))).toEqual({ [kept.id]: 400, [dropped.id]: 600 })
-    // Nothing was committed, so the provider must not be left holding the new amount.
-    const intents = Object.fromEntries((await psp.state()).live.map((i) => [i.id, i.amount]))
-    expect(intents).toEqual({ [kept.data.id]: 400, [dropped.data.id]: 600 })
+      expect(res.status).toBe(200)
+      expect(summary(await sessionRows(collection.id))).toEqual(["manual:1000"])
+      const rows = await waitForSettledJournal(collection.id)
+      expect(rows.filter((r) => r.operation === "delete")).toEqual([
+        expect.objectContaining({ payment_session_id: sessions[0].id, state: "committed", outcome: "ok" }),
+      ])
+      expect(await psp.intent(sessions[0].data.id)).toMatchObject({ status: "canceled" })
+      expect((await psp.history({ intentId: sessions[0].data.id, method: "deletePayment" })).map((c) => c.outcome)).toEqual([
+        "refused",
+        "ok",
+      ])
+    })
+
+    it("with new sessions initiated in the same batch: they are kept, and only the removed one is deleted", async () => {
+      const { collection, sessions } = await collectionWith(1000, [{ provider_id: "test-pay", amount: 1000 }])
+      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
+
+      const res = await batch(collection.id, [
+        { provider_id: "test-pay", amount: 600 },
+        { provider_id: "test-pay", amount: 400 },
+      ])
+
+      expect(res.status).toBe(200)
+      const rows = await sessionRows(collection.id)
+      expect(summary(rows)).toEqual(["test-pay:400", "test-pay:600"])
+      await waitForSettledJournal(collection.id)
+      expect(await psp.intent(sessions[0].data.id)).toMatchObject({ status: "canceled" })
+      expect((await psp.state()).live.map((i) => i.id).sort()).toEqual(rows.map((r) => r.data.id).sort())
+    })
+
+    it("after an amount update: the database's amount is the provider's, and the refused delete is retried until it is done", async () => {
+      const { collection, sessions } = await collectionWith(1000, [
+        { provider_id: "test-pay", amount: 400 },
+        { provider_id: "test-pay", amount: 600 },
+      ])
+      const kept = sessions.find((s) => s.amount === 400)
+      const dropped = sessions.find((s) => s.amount === 600)
+      await psp.behaviour({ deletePayment: { fail: "refuse", intentId: dropped.data.id } })
+
+      const res = await batch(collection.id, [{ provider_id: "test-pay", amount: 1000, session_id: kept.id }])
+
+      expect(res.status).toBe(200)
+      const rows = await sessionRows(collection.id)
+      expect(Object.fromEntries(rows.map((r) => [r.id, r.amount]))).toEqual({ [kept.id]: 1000 })
+      expect(await psp.intent(kept.data.id)).toMatchObject({ amount: 1000 })
+      // While the provider refuses, the journal names the session to delete, with why it is not done.
+      const pending = await waitFor("the refusal to be journaled", async () =>
+        (await attemptRows(collection.id)).find((r) => r.operation === "delete" && r.outcome === "refused")
+      )
+      expect(pending).toMatchObject({ payment_session_id: dropped.id, state: "started", error_message: expect.stringContaining("refused") })
+      expect(await psp.intent(dropped.data.id)).toMatchObject({ status: "pending" })
+
+      await psp.behaviour({ deletePayment: null })
+      await waitForSettledJournal(collection.id)
+      expect(await psp.intent(dropped.data.id)).toMatchObject({ status: "canceled" })
+    })
   })
 
   describe("authorized sessions", () => {

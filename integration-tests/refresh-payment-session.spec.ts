@@ -2,6 +2,7 @@ import { adminApi, api } from "./helpers/http"
 import { linkedSessions as sessionRows, sessionExists } from "./helpers/payments"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { psp } from "./helpers/fake-psp"
+import { waitForSettledJournal } from "./helpers/journal"
 
 const PLUGIN_HEADER = "x-payment-collections-plugin"
 
@@ -207,34 +208,33 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
     expect((await psp.state()).calls.deletePayment).toBe(0)
   })
 
-  describe("a provider that refuses leaves the old session intact", () => {
-    it("refusing to initiate → 400 invalid_data", async () => {
-      const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
-      await psp.behaviour({ initiatePayment: { fail: "refuse" } })
+  it("a provider that refuses to initiate → 400 invalid_data, the old session intact", async () => {
+    const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
+    await psp.behaviour({ initiatePayment: { fail: "refuse" } })
 
-      const res = await refresh(collection.id, tp.id)
+    const res = await refresh(collection.id, tp.id)
 
-      expect(res.status).toBe(400)
-      expect(res.body.type).toBe("invalid_data")
-      expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-      const state = await psp.state()
-      expect(state.calls.deletePayment).toBe(0)
-      expect(state.intents.map((i) => i.id)).toEqual([tp.data.id])
-    })
+    expect(res.status).toBe(400)
+    expect(res.body.type).toBe("invalid_data")
+    expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
+    const state = await psp.state()
+    expect(state.calls.deletePayment).toBe(0)
+    expect(state.intents.map((i) => i.id)).toEqual([tp.data.id])
+  })
 
-    it("refusing to delete the old one → 400 invalid_data, and the new provider session is deleted again", async () => {
-      const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
-      await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
+  it("a provider that refuses to delete the old one: the refresh is made, and the old provider session is deleted once the provider takes it", async () => {
+    const { collection, tp } = await collectionWith(300, [{ provider_id: "test-pay", amount: 300 }])
+    await psp.behaviour({ deletePayment: { fail: "refuse", times: 1 } })
 
-      const res = await refresh(collection.id, tp.id)
+    const res = await refresh(collection.id, tp.id)
 
-      expect(res.status).toBe(400)
-      expect(res.body.type).toBe("invalid_data")
-      expect((await sessionRows(collection.id)).map((r) => r.id)).toEqual([tp.id])
-      const state = await psp.state()
-      expect(state.calls.initiatePayment).toBe(2)
-      expect(state.live.map((i) => i.id)).toEqual([tp.data.id])
-    })
+    expect(res.status).toBe(200)
+    const rows = await sessionRows(collection.id)
+    expect(rows.map((r) => r.id)).toEqual([res.body.payment_session.id])
+    await waitForSettledJournal(collection.id)
+    expect(await psp.intent(tp.data.id)).toMatchObject({ status: "canceled" })
+    expect((await psp.state()).live.map((i) => i.id)).toEqual([rows[0].data.id])
+    expect((await psp.history({ intentId: tp.data.id, method: "deletePayment" })).map((c) => c.outcome)).toEqual(["refused", "ok"])
   })
 
   it("a provider since disabled on the region → 400 invalid_data, the session kept", async () => {

@@ -10,6 +10,10 @@ const { runMigrations, startBackend, REPO_ROOT } = require("../../scripts/lib/me
 const { startFakePsp } = require("../../scripts/lib/fake-psp")
 
 const HOST_DIR = path.resolve(__dirname, "../host")
+// The shared backend reconciles every half second, so a spec sees what the
+// reconciler finishes (a retried delete, an adopted authorization) without
+// waiting a minute; its other options are the defaults.
+const SHARED_BACKEND_OPTIONS = { reconcile_interval_ms: 500 }
 
 async function createAdminUser(url) {
   const token = `pcp_test_${crypto.randomBytes(16).toString("hex")}`
@@ -63,6 +67,7 @@ module.exports = async function globalSetup() {
       hostDir: HOST_DIR,
       databaseUrl: dbUrl,
       port: 0,
+      env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
       logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
 

@@ -324,11 +324,14 @@ export default class PaymentAttemptsService {
     return rows.length > 0
   }
 
-  /** A finishing step failed: try again later, backing off (at most an hour). */
+  /**
+   * A finishing step failed: try again later, backing off (at most an hour).
+   * Whoever held the row stops working on it, so its lease ends now.
+   */
   async retryLater(id: string, error?: string): Promise<void> {
     await this.query(
       `UPDATE payment_collection_attempt
-          SET recovery_attempts = recovery_attempts + 1,
+          SET recovery_attempts = recovery_attempts + 1, lease_until = now(),
               next_attempt_at = now() + make_interval(secs => LEAST(3600, $3::double precision / 1000 * 2 ^ LEAST(recovery_attempts, 12))),
               error_message = COALESCE($2, error_message)
         WHERE id = $1`,
