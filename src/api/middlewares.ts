@@ -75,6 +75,11 @@ export const config: MiddlewaresConfig = {
       middlewares: sessionRouteMiddlewares,
     })),
     {
+      matcher: "/admin/orders/:id/payment-collections",
+      method: ["GET"],
+      middlewares: [rejectImpossibleIds],
+    },
+    {
       matcher: "/admin/payment-collections/providers/:provider_id",
       method: ["POST"],
       bodyParser: false,
