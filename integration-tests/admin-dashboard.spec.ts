@@ -259,7 +259,8 @@ describe("Admin dashboard: the plugin's settings page and order widget in a host
     const html = await widget.innerHTML()
     expect(html).not.toContain(providerSecret)
     expect(html).not.toContain("client_secret")
-    await widget.scrollIntoViewIfNeeded()
+    // Tall enough that the whole widget is on screen, under no sticky header.
+    await page.setViewportSize({ width: 1440, height: 2400 })
     await widget.screenshot({ path: artifact("order-widget.png") })
   })
 

@@ -44,36 +44,38 @@ export const AttemptLog = ({ collectionId, firstPage }: Props) => {
           Could not load this page of the attempt log: {errorMessage(later.error)}
         </Text>
       ) : (
-        <Table>
-          <Table.Header>
-            <Table.Row>
-              <Table.HeaderCell>Time</Table.HeaderCell>
-              <Table.HeaderCell>Provider</Table.HeaderCell>
-              <Table.HeaderCell>Operation</Table.HeaderCell>
-              <Table.HeaderCell>Outcome</Table.HeaderCell>
-              <Table.HeaderCell className="text-right">Latency</Table.HeaderCell>
-              <Table.HeaderCell>Error</Table.HeaderCell>
-            </Table.Row>
-          </Table.Header>
-          <Table.Body>
-            {(page?.attempts ?? []).map((attempt) => (
-              <Table.Row key={attempt.id} data-testid="attempt-row">
-                <Table.Cell className="whitespace-nowrap">{formatTime(attempt.created_at)}</Table.Cell>
-                <Table.Cell>{attempt.provider_id}</Table.Cell>
-                <Table.Cell>{attempt.operation}</Table.Cell>
-                <Table.Cell>
-                  <Status value={attempt.outcome ?? attempt.state} />
-                </Table.Cell>
-                <Table.Cell className="text-right">
-                  {attempt.latency_ms === null ? "–" : `${attempt.latency_ms} ms`}
-                </Table.Cell>
-                <Table.Cell className="max-w-[280px] truncate" title={attempt.error_message ?? undefined}>
-                  {[attempt.error_code, attempt.error_message].filter(Boolean).join(": ") || "–"}
-                </Table.Cell>
+        <div className="overflow-x-auto">
+          <Table>
+            <Table.Header>
+              <Table.Row>
+                <Table.HeaderCell>Time</Table.HeaderCell>
+                <Table.HeaderCell>Provider</Table.HeaderCell>
+                <Table.HeaderCell>Operation</Table.HeaderCell>
+                <Table.HeaderCell>Outcome</Table.HeaderCell>
+                <Table.HeaderCell className="text-right">Latency</Table.HeaderCell>
+                <Table.HeaderCell>Error</Table.HeaderCell>
               </Table.Row>
-            ))}
-          </Table.Body>
-        </Table>
+            </Table.Header>
+            <Table.Body>
+              {(page?.attempts ?? []).map((attempt) => (
+                <Table.Row key={attempt.id} data-testid="attempt-row">
+                  <Table.Cell className="whitespace-nowrap">{formatTime(attempt.created_at)}</Table.Cell>
+                  <Table.Cell>{attempt.provider_id}</Table.Cell>
+                  <Table.Cell>{attempt.operation}</Table.Cell>
+                  <Table.Cell>
+                    <Status value={attempt.outcome ?? attempt.state} />
+                  </Table.Cell>
+                  <Table.Cell className="text-right">
+                    {attempt.latency_ms === null ? "–" : `${attempt.latency_ms} ms`}
+                  </Table.Cell>
+                  <Table.Cell className="min-w-[200px] whitespace-normal break-words">
+                    {[attempt.error_code, attempt.error_message].filter(Boolean).join(": ") || "–"}
+                  </Table.Cell>
+                </Table.Row>
+              ))}
+            </Table.Body>
+          </Table>
+        </div>
       )}
       {pageCount > 1 && (
         <Table.Pagination

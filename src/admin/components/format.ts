@@ -20,7 +20,16 @@ export function formatTime(iso: string | null | undefined): string {
     return "–"
   }
   const date = new Date(iso)
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString("en-US")
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString("en-US", {
+        month: "short",
+        day: "numeric",
+        year: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      })
 }
 
 /**

@@ -49,28 +49,30 @@ export const PaymentCollectionCard = ({ collection }: { collection: PaymentColle
             No payment sessions.
           </Text>
         ) : (
-          <Table>
-            <Table.Header>
-              <Table.Row>
-                <Table.HeaderCell>Provider</Table.HeaderCell>
-                <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
-                <Table.HeaderCell>Status</Table.HeaderCell>
-                <Table.HeaderCell>Authorized at</Table.HeaderCell>
-              </Table.Row>
-            </Table.Header>
-            <Table.Body>
-              {collection.payment_sessions.map((session) => (
-                <Table.Row key={session.id} data-testid="session-row">
-                  <Table.Cell>{session.provider_id}</Table.Cell>
-                  <Table.Cell className="text-right">{formatAmount(session.amount, currency)}</Table.Cell>
-                  <Table.Cell>
-                    <Status value={session.status} />
-                  </Table.Cell>
-                  <Table.Cell>{formatTime(session.payment_authorized_at)}</Table.Cell>
+          <div className="overflow-x-auto">
+            <Table>
+              <Table.Header>
+                <Table.Row>
+                  <Table.HeaderCell>Provider</Table.HeaderCell>
+                  <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
+                  <Table.HeaderCell>Status</Table.HeaderCell>
+                  <Table.HeaderCell>Authorized at</Table.HeaderCell>
                 </Table.Row>
-              ))}
-            </Table.Body>
-          </Table>
+              </Table.Header>
+              <Table.Body>
+                {collection.payment_sessions.map((session) => (
+                  <Table.Row key={session.id} data-testid="session-row">
+                    <Table.Cell>{session.provider_id}</Table.Cell>
+                    <Table.Cell className="text-right">{formatAmount(session.amount, currency)}</Table.Cell>
+                    <Table.Cell>
+                      <Status value={session.status} />
+                    </Table.Cell>
+                    <Table.Cell>{formatTime(session.payment_authorized_at)}</Table.Cell>
+                  </Table.Row>
+                ))}
+              </Table.Body>
+            </Table>
+          </div>
         )}
       </div>
 
@@ -81,32 +83,34 @@ export const PaymentCollectionCard = ({ collection }: { collection: PaymentColle
             No payments yet.
           </Text>
         ) : (
-          <Table>
-            <Table.Header>
-              <Table.Row>
-                <Table.HeaderCell>Provider</Table.HeaderCell>
-                <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
-                <Table.HeaderCell className="text-right">Refunded</Table.HeaderCell>
-                <Table.HeaderCell>Captured</Table.HeaderCell>
-                <Table.HeaderCell>Canceled</Table.HeaderCell>
-              </Table.Row>
-            </Table.Header>
-            <Table.Body>
-              {collection.payments.map((payment) => (
-                <Table.Row key={payment.id} data-testid="payment-row">
-                  <Table.Cell>{payment.provider_id}</Table.Cell>
-                  <Table.Cell className="text-right">
-                    {formatAmount(payment.amount, payment.currency_code)}
-                  </Table.Cell>
-                  <Table.Cell className="text-right">
-                    {formatAmount(payment.amount_refunded, payment.currency_code)}
-                  </Table.Cell>
-                  <Table.Cell>{formatTime(payment.captured_at)}</Table.Cell>
-                  <Table.Cell>{formatTime(payment.canceled_at)}</Table.Cell>
+          <div className="overflow-x-auto">
+            <Table>
+              <Table.Header>
+                <Table.Row>
+                  <Table.HeaderCell>Provider</Table.HeaderCell>
+                  <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
+                  <Table.HeaderCell className="text-right">Refunded</Table.HeaderCell>
+                  <Table.HeaderCell>Captured</Table.HeaderCell>
+                  <Table.HeaderCell>Canceled</Table.HeaderCell>
                 </Table.Row>
-              ))}
-            </Table.Body>
-          </Table>
+              </Table.Header>
+              <Table.Body>
+                {collection.payments.map((payment) => (
+                  <Table.Row key={payment.id} data-testid="payment-row">
+                    <Table.Cell>{payment.provider_id}</Table.Cell>
+                    <Table.Cell className="text-right">
+                      {formatAmount(payment.amount, payment.currency_code)}
+                    </Table.Cell>
+                    <Table.Cell className="text-right">
+                      {formatAmount(payment.amount_refunded, payment.currency_code)}
+                    </Table.Cell>
+                    <Table.Cell>{formatTime(payment.captured_at)}</Table.Cell>
+                    <Table.Cell>{formatTime(payment.canceled_at)}</Table.Cell>
+                  </Table.Row>
+                ))}
+              </Table.Body>
+            </Table>
+          </div>
         )}
       </div>
 
