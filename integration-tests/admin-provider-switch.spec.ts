@@ -24,9 +24,12 @@ async function settingRows(): Promise<any[]> {
 
 describe("Admin API: switching payment providers on and off for payment collections", () => {
   let regionId: string
+  let regionRef: { id: string; name: string }
 
   beforeAll(async () => {
-    regionId = (await createRegion({ providers: ["manual", "test-pay"] })).id
+    const region = await createRegion({ providers: ["manual", "test-pay"] })
+    regionId = region.id
+    regionRef = { id: region.id, name: region.name }
   })
 
   beforeEach(() => psp.reset())
@@ -72,8 +75,23 @@ describe("Admin API: switching payment providers on and off for payment collecti
     const store = await adminApi.get("/admin/store/payment-providers")
     expect(store.body.payment_providers.map((p: { id: string }) => p.id).sort()).toEqual(installed)
     expect([...res.body.providers].sort((a: any, b: any) => a.id.localeCompare(b.id))).toEqual(
-      installed.map((id) => ({ id, is_installed: true, is_enabled: true }))
+      installed.map((id) => ({ id, is_installed: true, is_enabled: true, regions: expect.any(Array) }))
     )
+  })
+
+  it("names the regions that offer each provider, and forgets a deleted region", async () => {
+    const manualOnly = await createRegion({ providers: ["manual"] })
+    const regionsOf = async (providerId: string) =>
+      (await adminApi.get(PROVIDERS)).body.providers.find((p: any) => p.id === providerId).regions
+
+    expect(await regionsOf("manual")).toEqual(
+      expect.arrayContaining([regionRef, { id: manualOnly.id, name: manualOnly.name }])
+    )
+    expect(await regionsOf("test-pay")).toContainEqual(regionRef)
+    expect(await regionsOf("test-pay")).not.toContainEqual(expect.objectContaining({ id: manualOnly.id }))
+
+    expect((await adminApi.delete(`/admin/regions/${manualOnly.id}`)).status).toBe(200)
+    expect(await regionsOf("manual")).not.toContainEqual(expect.objectContaining({ id: manualOnly.id }))
   })
 
   it("leaves out a provider that is registered but not installed, and answers 404 for it", async () => {
@@ -124,14 +142,22 @@ describe("Admin API: switching payment providers on and off for payment collecti
   it("switches a provider off (200 { provider }), lists it so, and switches it on again", async () => {
     const off = await setEnabled("test-pay", false)
     expect(off.status).toBe(200)
-    expect(off.body).toEqual({ provider: { id: "test-pay", is_installed: true, is_enabled: false } })
+    expect(off.body).toEqual({
+      provider: {
+        id: "test-pay",
+        is_installed: true,
+        is_enabled: false,
+        regions: expect.arrayContaining([regionRef]),
+      },
+    })
     const listed = await adminApi.get(PROVIDERS)
     expect(listed.body.providers).toEqual(
       expect.arrayContaining([
-        { id: "test-pay", is_installed: true, is_enabled: false },
-        { id: "manual", is_installed: true, is_enabled: true },
+        expect.objectContaining({ id: "test-pay", is_installed: true, is_enabled: false }),
+        expect.objectContaining({ id: "manual", is_installed: true, is_enabled: true }),
       ])
     )
+    expect(listed.body.providers).toContainEqual(off.body.provider)
 
     const again = await setEnabled("test-pay", false)
     expect(again.status).toBe(200)
@@ -139,12 +165,8 @@ describe("Admin API: switching payment providers on and off for payment collecti
 
     const on = await setEnabled("test-pay", true)
     expect(on.status).toBe(200)
-    expect(on.body).toEqual({ provider: { id: "test-pay", is_installed: true, is_enabled: true } })
-    expect((await adminApi.get(PROVIDERS)).body.providers).toContainEqual({
-      id: "test-pay",
-      is_installed: true,
-      is_enabled: true,
-    })
+    expect(on.body).toEqual({ provider: { ...off.body.provider, is_enabled: true } })
+    expect((await adminApi.get(PROVIDERS)).body.providers).toContainEqual(on.body.provider)
   })
 
   describe("the store follows the switch on the next request", () => {
@@ -242,19 +264,15 @@ describe("Admin API: switching payment providers on and off for payment collecti
       // Warm both instances up, so anything they could cache is cached.
       expect((await create(extraStore)).status).toBe(200)
       expect((await create(api)).status).toBe(200)
-      expect((await extraAdmin.get(PROVIDERS)).body.providers).toContainEqual({
-        id: "test-pay",
-        is_installed: true,
-        is_enabled: true,
-      })
+      expect((await extraAdmin.get(PROVIDERS)).body.providers).toContainEqual(
+        expect.objectContaining({ id: "test-pay", is_installed: true, is_enabled: true })
+      )
 
       expect((await setEnabled("test-pay", false)).status).toBe(200)
       expectMedusaError(await create(extraStore), 400, "invalid_data")
-      expect((await extraAdmin.get(PROVIDERS)).body.providers).toContainEqual({
-        id: "test-pay",
-        is_installed: true,
-        is_enabled: false,
-      })
+      expect((await extraAdmin.get(PROVIDERS)).body.providers).toContainEqual(
+        expect.objectContaining({ id: "test-pay", is_installed: true, is_enabled: false })
+      )
 
       expect((await setEnabled("test-pay", true, extraAdmin)).status).toBe(200)
       expect((await create(api)).status).toBe(200)

@@ -1,21 +1,33 @@
 #!/usr/bin/env node
 "use strict"
 
-// `npm start`: a demo Medusa 1.20 backend with the plugin, seeded so the
-// endpoints can be called at once. Embedded PostgreSQL with its data in
-// .medusa-demo/ unless DATABASE_URL is set.
+// `npm start`: a demo Medusa 1.20 backend with the plugin and its admin
+// dashboard at /app, seeded so the endpoints can be called at once and the
+// dashboard has an order whose edit was paid through two providers. Embedded
+// PostgreSQL with its data in .medusa-demo/ unless DATABASE_URL is set.
 
+const crypto = require("crypto")
 const fs = require("fs")
 const path = require("path")
+const { spawn } = require("child_process")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, databaseUrl } = require("./lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("./lib/medusa-host")
+const { ensureAdminLogin } = require("./lib/admin-login")
+const { createShop, placeOrder, seedOrderWithPaidEdit } = require("./lib/order-edit-seed")
+const { startFakePsp } = require("./lib/fake-psp")
 
 const DEMO_DATABASE = "medusa_demo"
 const DEMO_DIR = path.join(REPO_ROOT, ".medusa-demo")
 const DEMO_DATA_DIR = path.join(DEMO_DIR, "pgdata")
 const BACKEND_LOG = path.join(DEMO_DIR, "backend.log")
+// The demo's card provider (test-pay) talks to the fake PSP; its intents are kept here across restarts.
+const PSP_STATE_FILE = path.join(DEMO_DIR, "psp-state.json")
 const ADMIN_TOKEN = "demo-admin-token"
+const DASHBOARD_LOGIN = { email: "admin@medusa-test.com", password: "supersecret" }
+const ADMIN_BUILD_DIR = path.join(DEMO_DIR, "admin") // medusa-config.js: @medusajs/admin outDir
+const SHOP_NAME = "Demo shop"
+const SHOPPER_EMAIL = "demo-shopper@example.com"
 const REGION_ID = "reg_demo"
 const COLLECTIONS = [
   { id: "paycol_demo_1", amount: 1000, description: "Demo order edit (10.00 USD)" },
@@ -78,10 +90,87 @@ async function seed(url) {
   }
 }
 
-function printWelcome(url, startedInMs) {
+// What `medusa-admin build` compiles that can change between starts: the
+// project's own extensions (src/admin), the config and the admin's version.
+function adminBuildStamp() {
+  const hash = crypto.createHash("sha256")
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const file = path.join(dir, entry.name)
+      if (entry.isDirectory()) walk(file)
+      else hash.update(file).update(fs.readFileSync(file))
+    }
+  }
+  walk(path.join(REPO_ROOT, "src", "admin"))
+  hash.update(fs.readFileSync(path.join(REPO_ROOT, "medusa-config.js")))
+  hash.update(require("@medusajs/admin/package.json").version)
+  return hash.digest("hex")
+}
+
+/** Builds the dashboard into .medusa-demo/admin unless the last build is of the same sources. */
+async function buildAdminWhenNeeded() {
+  const stampFile = path.join(ADMIN_BUILD_DIR, ".pcp-build-stamp")
+  const stamp = adminBuildStamp()
+  const current =
+    fs.existsSync(path.join(ADMIN_BUILD_DIR, "index.html")) &&
+    fs.existsSync(stampFile) &&
+    fs.readFileSync(stampFile, "utf8") === stamp
+  if (current) return null
+  console.log("Building the admin dashboard (medusa-admin build, about a minute)…")
+  const started = Date.now()
+  await new Promise((resolve, reject) => {
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "medusa-admin"), ["build"], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, MEDUSA_DISABLE_TELEMETRY: "true" },
+      stdio: ["ignore", "inherit", "inherit"],
+    })
+    child.on("error", reject)
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`medusa-admin build exited with ${code}`))))
+  })
+  fs.writeFileSync(stampFile, stamp)
+  return Date.now() - started
+}
+
+/**
+ * Once per database: a shop (region with manual and test-pay, shipping,
+ * a product), an order whose edit was paid through both providers, and an
+ * order without edits. Answers the two order ids.
+ */
+async function seedOrders(url, dbUrl) {
+  const client = new Client({ connectionString: dbUrl })
+  await client.connect()
+  try {
+    const existing = await client.query(
+      `SELECT o.id, EXISTS (SELECT 1 FROM order_edit oe WHERE oe.order_id = o.id) AS edited
+         FROM "order" o WHERE o.email = $1 ORDER BY o.created_at`,
+      [SHOPPER_EMAIL]
+    )
+    const edited = existing.rows.find((r) => r.edited)
+    const plain = existing.rows.find((r) => !r.edited)
+    if (edited && plain) return { editedOrderId: edited.id, plainOrderId: plain.id }
+
+    const { rows } = await client.query(
+      `SELECT iso_2 FROM country WHERE region_id IS NULL ORDER BY (iso_2 = 'us') DESC, iso_2 LIMIT 1`
+    )
+    const adminHeaders = { "x-medusa-access-token": ADMIN_TOKEN }
+    const shop = await createShop(url, { adminHeaders, countryCode: rows[0].iso_2, name: SHOP_NAME })
+    const { order } = await seedOrderWithPaidEdit(url, shop, { adminHeaders, email: SHOPPER_EMAIL })
+    const other = await placeOrder(url, shop, { email: SHOPPER_EMAIL })
+    return { editedOrderId: order.id, plainOrderId: other.id }
+  } finally {
+    await client.end()
+  }
+}
+
+function printWelcome(url, startedInMs, orders) {
   const first = COLLECTIONS[0].id
   console.log(`
 medusa-plugin-payment-collections demo is up on ${url} (ready in ${(startedInMs / 1000).toFixed(1)} s)
+
+Admin dashboard: ${url}/app   log in as ${DASHBOARD_LOGIN.email} / ${DASHBOARD_LOGIN.password}
+  Settings › Payment collections:  ${url}/app/a/settings/payment-collections
+  An order whose edit was paid through manual and test-pay:  ${url}/app/a/orders/${orders.editedOrderId}
+  An order without edits (no widget):  ${url}/app/a/orders/${orders.plainOrderId}
 
 Payment collections (region ${REGION_ID}, provider "manual"):
 ${COLLECTIONS.map((c) => `  ${c.id}  amount ${c.amount}  ${c.description}`).join("\n")}
@@ -100,9 +189,14 @@ async function main() {
   const started = Date.now()
   const port = Number(process.env.PORT || 9000)
   const database = await prepareDatabase()
+  fs.mkdirSync(DEMO_DIR, { recursive: true })
+  const psp = await startFakePsp({ stateFile: PSP_STATE_FILE })
+  process.env.TEST_PAY_PSP_URL = psp.url
   let backend
+  let orders
   const stop = async (code) => {
     await backend?.stop().catch(() => {})
+    await psp.stop().catch(() => {})
     await database.stopPostgres().catch(() => {})
     process.exit(code)
   }
@@ -111,19 +205,22 @@ async function main() {
   try {
     await runMigrations({ hostDir: REPO_ROOT, databaseUrl: database.url })
     await seed(database.url)
-    fs.mkdirSync(DEMO_DIR, { recursive: true })
+    const builtInMs = await buildAdminWhenNeeded()
+    if (builtInMs !== null) console.log(`Admin dashboard built in ${(builtInMs / 1000).toFixed(1)} s`)
     backend = await startBackend({
       hostDir: REPO_ROOT,
       databaseUrl: database.url,
       port,
-      env: { LOG_LEVEL: process.env.LOG_LEVEL || "info" },
+      env: { LOG_LEVEL: process.env.LOG_LEVEL || "info", TEST_PAY_PSP_URL: psp.url },
       logFile: BACKEND_LOG,
     })
+    await ensureAdminLogin(backend.url, { apiToken: ADMIN_TOKEN, ...DASHBOARD_LOGIN })
+    orders = await seedOrders(backend.url, database.url)
   } catch (err) {
     console.error(err.stack || err)
     await stop(1)
   }
-  printWelcome(backend.url.replace("127.0.0.1", "localhost"), Date.now() - started)
+  printWelcome(backend.url.replace("127.0.0.1", "localhost"), Date.now() - started, orders)
 }
 
 main()

@@ -74,6 +74,13 @@ export async function createRegion({
   return expectOk("POST /admin/regions", res).region
 }
 
+/** A country no region has yet (a region's countries are its own), e.g. for a checkout. */
+export async function freeCountry(): Promise<string> {
+  const { rows } = await db.query(`SELECT iso_2 FROM country WHERE region_id IS NULL ORDER BY iso_2 LIMIT 1`)
+  if (!rows.length) throw new Error("no country left without a region")
+  return rows[0].iso_2
+}
+
 // ------------------------------------------------------ payment collections
 
 export interface CreatePaymentCollectionInput {

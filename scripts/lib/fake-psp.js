@@ -36,11 +36,14 @@ async function stopChild(child) {
   await waitForExit(child, KILL_AFTER_MS)
 }
 
-/** Resolves once the PSP printed its URL; rejects (and kills it) when it does not in time. */
-function startFakePsp({ port = 0 } = {}) {
+/**
+ * Resolves once the PSP printed its URL; rejects (and kills it) when it does
+ * not in time. `stateFile`: keep the intents in this file across restarts.
+ */
+function startFakePsp({ port = 0, stateFile } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SERVER], {
-      env: { ...process.env, PSP_PORT: String(port) },
+      env: { ...process.env, PSP_PORT: String(port), ...(stateFile ? { PSP_STATE_FILE: stateFile } : {}) },
       stdio: ["ignore", "pipe", "pipe"],
     })
     running.add(child)

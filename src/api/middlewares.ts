@@ -118,6 +118,11 @@ export const config: MiddlewaresConfig = {
       middlewares: [markServedByPlugin],
     },
     {
+      matcher: "/admin/orders/:id/payment-collections",
+      method: ["GET"],
+      middlewares: [markServedByPlugin, rejectImpossibleIds],
+    },
+    {
       matcher: "/admin/payment-collections/providers/:provider_id",
       method: ["POST"],
       bodyParser: false,
@@ -126,7 +131,7 @@ export const config: MiddlewaresConfig = {
     {
       matcher: "/admin/payment-collections/:id/attempts",
       method: ["GET"],
-      middlewares: [markServedByPlugin],
+      middlewares: [markServedByPlugin, rejectImpossibleIds],
     },
   ],
 }

@@ -6,7 +6,21 @@ export type PaymentCollectionProviderView = {
   id: string
   is_installed: boolean
   is_enabled: boolean
+  /** The regions that offer this provider (core's region settings), by name. */
+  regions: { id: string; name: string }[]
 }
+
+// One read for the list and for the answer to a switch, so both show the same.
+const PROVIDER_VIEW = `
+  SELECT pp.id, pp.is_installed, COALESCE(s.is_enabled, true) AS is_enabled,
+         COALESCE((
+           SELECT json_agg(json_build_object('id', r.id, 'name', r.name) ORDER BY r.name, r.id)
+             FROM region_payment_providers rpp
+             JOIN region r ON r.id = rpp.region_id AND r.deleted_at IS NULL
+            WHERE rpp.provider_id = pp.id), '[]') AS regions
+    FROM payment_provider pp
+    LEFT JOIN payment_collection_provider_setting s ON s.provider_id = pp.id
+   WHERE pp.is_installed`
 
 type InjectedDependencies = {
   manager: EntityManager
@@ -28,13 +42,7 @@ export default class PaymentCollectionProviderService extends TransactionBaseSer
   }
 
   async list(): Promise<PaymentCollectionProviderView[]> {
-    return await this.activeManager_.query(
-      `SELECT pp.id, pp.is_installed, COALESCE(s.is_enabled, true) AS is_enabled
-         FROM payment_provider pp
-         LEFT JOIN payment_collection_provider_setting s ON s.provider_id = pp.id
-        WHERE pp.is_installed
-        ORDER BY pp.id`
-    )
+    return await this.activeManager_.query(`${PROVIDER_VIEW} ORDER BY pp.id`)
   }
 
   async setEnabled(
@@ -59,7 +67,11 @@ export default class PaymentCollectionProviderService extends TransactionBaseSer
             SET is_enabled = EXCLUDED.is_enabled, updated_at = now()`,
         [providerId, isEnabled]
       )
-      return { id: providerId, is_installed: true, is_enabled: isEnabled }
+      const [view]: PaymentCollectionProviderView[] = await tx.query(
+        `${PROVIDER_VIEW} AND pp.id = $1`,
+        [providerId]
+      )
+      return view
     })
   }
 }
