@@ -62,7 +62,7 @@ function usageError(message) {
   return Object.assign(new Error(message), { usage: true })
 }
 
-const CASE_IDS = ["update", "create", "get", "authorize", "create_slow"]
+const CASE_IDS = ["update", "create", "get", "authorize", "create_slow", "host_products", "host_regions", "host_carts"]
 const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>]"
 
 function parseArgs(argv, env) {
@@ -294,6 +294,16 @@ function benchCases(ctx) {
     { id: "create", title: "POST /:id/sessions, a fresh collection each (create path)", load: (data) => rotating(data.create, (id) => requestOf.session(id)) },
     { id: "get", title: "GET /:id", load: (data) => fixedLoad(requestOf.get(data.get)) },
     { id: "authorize", title: "POST /:id/sessions/batch/authorize, a fresh collection each", load: (data) => rotating(data.authorize, requestOf.authorize) },
+    // The host tax: core's own routes, on the host without the plugin ("core")
+    // and with it ("plugin", after it served every case above).
+    { id: "host_products", host: true, title: "host tax: core's GET /store/products", load: () => fixedLoad({ method: "GET", path: "/store/products?limit=12" }) },
+    { id: "host_regions", host: true, title: "host tax: core's GET /store/regions", load: () => fixedLoad({ method: "GET", path: "/store/regions" }) },
+    {
+      id: "host_carts",
+      host: true,
+      title: "host tax: core's POST /store/carts",
+      load: (data) => fixedLoad({ method: "POST", path: "/store/carts", body: { region_id: data.regionId } }),
+    },
     {
       id: "create_slow",
       title: `POST /:id/sessions create path, test-pay ${SLOW_PROVIDER_MS} ms per call`,
@@ -459,7 +469,10 @@ async function benchBoth(ctx, backends, seeded, options) {
     cases.push({ id: benchCase.id, title: benchCase.title, number: benchCase.number, ...results })
   }
   for (const backend of backends) await reportOtherPgCopies(backend)
-  return { captures, cases }
+  // Resident memory after all the load: the plugin's host may use at most 10 MB more than core's.
+  const memory = {}
+  for (const backend of backends) memory[backend.name] = { rssBytes: (await backend.counter.read()).rss }
+  return { captures, cases, memory }
 }
 
 // ----------------------------------------------------------------- profiling
@@ -537,8 +550,8 @@ async function cleanup(ctx) {
 
 // -------------------------------------------------------------------- main
 
-function printReport({ settings, cases, captures }, showSql) {
-  const targets = report.evaluateTargets(cases)
+function printReport({ settings, cases, captures, memory }, showSql) {
+  const targets = [...report.evaluateTargets(cases), ...report.memoryTargets(memory)]
   const lines = [
     "",
     `Payment Collections bench: ${settings.connections} connections, ${settings.durationSeconds} s per case and backend ` +
@@ -560,6 +573,9 @@ function printReport({ settings, cases, captures }, showSql) {
     "plugin / core",
     report.formatRatios(cases),
     "",
+    "memory after the load (RSS)",
+    report.formatMemory(memory),
+    "",
     "targets",
     report.formatTargets(targets),
     "",
@@ -567,7 +583,7 @@ function printReport({ settings, cases, captures }, showSql) {
     report.formatCaptureCounts(captures),
   ]
   if (showSql) lines.push("", report.formatStatementLists(captures, showSql))
-  lines.push("", report.jsonLine({ settings, cases, targets, captures }))
+  lines.push("", report.jsonLine({ settings, cases, targets, captures, memory }))
   process.stdout.write(lines.join("\n") + "\n")
 }
 
@@ -585,9 +601,10 @@ async function seedBoth(ctx, backend, sizes) {
   const adminToken = await seed.createAdminToken(ctx.db)
   const regionId = await seed.createRegion(backend.url, adminToken)
   log(`seeding ${sizes.fresh} fresh collections per create/authorize case for each backend`)
+  await seed.createProducts(backend.url, adminToken)
   const seeded = {
-    core: await seed.seedBackendData(ctx.db, regionId, sizes),
-    plugin: await seed.seedBackendData(ctx.db, regionId, sizes),
+    core: { regionId, ...(await seed.seedBackendData(ctx.db, regionId, sizes)) },
+    plugin: { regionId, ...(await seed.seedBackendData(ctx.db, regionId, sizes)) },
   }
   await seed.analyzeTables(ctx.db)
   return seeded
@@ -611,7 +628,7 @@ async function run(ctx, options) {
     await stopBackends(ctx)
     return
   }
-  const { captures, cases } = await benchBoth(ctx, backends, seeded, options)
+  const { captures, cases, memory } = await benchBoth(ctx, backends, seeded, options)
   await stopBackends(ctx)
 
   const settings = {
@@ -627,7 +644,7 @@ async function run(ctx, options) {
     slowFreshCollections: sizes.slowFresh,
     amount: seed.AMOUNT,
   }
-  printReport({ settings, cases, captures }, options.showSql)
+  printReport({ settings, cases, captures, memory }, options.showSql)
 }
 
 // The signal handler and a failing run both end up here; whoever comes second

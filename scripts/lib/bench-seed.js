@@ -49,6 +49,32 @@ async function createRegion(backendUrl, adminToken) {
   return res.body.region.id
 }
 
+/**
+ * Products for the host-tax cases (core's GET /store/products), through the
+ * admin API: each with one option and three priced variants.
+ */
+async function createProducts(backendUrl, adminToken, count = 12) {
+  const headers = { "x-medusa-access-token": adminToken }
+  for (let i = 0; i < count; i++) {
+    await expectOk("product", "POST", `${backendUrl}/admin/products`, {
+      headers,
+      body: {
+        title: `Bench product ${i + 1}`,
+        description: "A product the host-tax cases list.",
+        status: "published",
+        options: [{ title: "Size" }],
+        variants: ["S", "M", "L"].map((size, v) => ({
+          title: size,
+          inventory_quantity: 100,
+          manage_inventory: false,
+          prices: [{ currency_code: CURRENCY, amount: 1000 + 100 * v }],
+          options: [{ value: size }],
+        })),
+      },
+    })
+  }
+}
+
 async function insertCollections(db, regionId, count) {
   const ids = entityIds("paycol", count)
   await db.query(
@@ -108,4 +134,4 @@ async function analyzeTables(db) {
   )
 }
 
-module.exports = { AMOUNT, createAdminToken, createRegion, seedBackendData, analyzeTables }
+module.exports = { AMOUNT, createAdminToken, createRegion, createProducts, seedBackendData, analyzeTables }

@@ -5,8 +5,9 @@
 // statement sent through pg's Client#query (Pool#query, TypeORM and raw
 // manager.query all end there, BEGIN/COMMIT included) and serves the count on
 // 127.0.0.1:<port>:
-//   GET  /count    -> { count, copies: { <pg client.js path>: count }, cpuMicros }
-//                     (cpuMicros: the process's user + system CPU time so far, all threads)
+//   GET  /count    -> { count, copies: { <pg client.js path>: count }, cpuMicros, rss }
+//                     (cpuMicros: the process's user + system CPU time so far, all threads;
+//                     rss: its resident set size in bytes)
 //   POST /capture  -> starts recording statements (drops earlier ones)
 //   GET  /captured -> { statements: [{ text, at }] } (at: Date.now()) and stops recording
 // Without SQL_COUNTER_PORT it does nothing, so an inherited NODE_OPTIONS is harmless.
@@ -62,7 +63,12 @@ function sendJson(res, body) {
 function handle(req, res) {
   if (req.method === "GET" && req.url === "/count") {
     const cpu = process.cpuUsage()
-    return sendJson(res, { count: state.count, copies: state.copies, cpuMicros: cpu.user + cpu.system })
+    return sendJson(res, {
+      count: state.count,
+      copies: state.copies,
+      cpuMicros: cpu.user + cpu.system,
+      rss: process.memoryUsage().rss,
+    })
   }
   if (req.method === "POST" && req.url === "/capture") {
     state.captured = []
