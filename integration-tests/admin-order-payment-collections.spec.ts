@@ -34,7 +34,7 @@ async function insertAttempts(collectionId: string, n: number): Promise<string[]
       `INSERT INTO payment_collection_attempt
          (id, payment_collection_id, provider_id, operation, state, outcome, error_code, error_message,
           amount, currency_code, provider_data, process, lease_until, created_at, latency_ms)
-       VALUES ($1, $2, 'test-pay', 'initiate', 'no_effect', 'refused', 'refused', $3, 100, 'usd',
+       VALUES ($1, $2, 'test-pay', 'initiate', 'failed', 'refused', 'refused', $3, 100, 'usd',
                '{"client_secret":"pi_secret_never_shown"}', 'spec', now(), now() - ($4 || ' seconds')::interval, 5)`,
       [id, collectionId, `refusal ${i}`, String(n - i)]
     )

@@ -24,7 +24,7 @@ module.exports = {
   },
   plugins: [
     "medusa-payment-manual",
-    { resolve: path.join(__dirname, "fixtures/test-payment-processor"), options: {} },
+    { resolve: path.join(__dirname, "fixtures/test-payment-providers"), options: {} },
     { resolve: path.join(__dirname, "fixtures/test-fulfillment-provider"), options: {} },
     { resolve: "medusa-plugin-payment-collections", options: { enableUI: true } },
     { resolve: "@medusajs/admin", options: { serve: true, autoRebuild: false, path: "/app" } },
