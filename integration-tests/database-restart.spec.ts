@@ -2,6 +2,8 @@ import crypto from "crypto"
 import fs from "fs"
 import os from "os"
 import path from "path"
+import { spawn, ChildProcessByStdio } from "child_process"
+import type { Readable, Writable } from "stream"
 import { Client } from "pg"
 import { Api, HttpResponse, createApi } from "./helpers/http"
 import { psp } from "./helpers/fake-psp"
@@ -19,18 +21,18 @@ import { testEnv } from "./helpers/env"
 // (the journal is reconciled).
 
 interface PostgresLib {
-  startEmbeddedPostgres(options: { dataDir?: string; persistent?: boolean }): Promise<{
-    baseUrl: string
-    stop(): Promise<void>
-    stopServer(): Promise<void>
-    startServer(): Promise<void>
-  }>
   createDatabase(baseUrl: string, name: string): Promise<void>
   databaseUrl(baseUrl: string, name: string): string
 }
 interface MedusaHost {
   runMigrations(options: { hostDir: string; databaseUrl: string }): Promise<void>
-  startBackend(options: { hostDir: string; databaseUrl: string; port?: number; env?: Record<string, string> }): Promise<{
+  startBackend(options: {
+    hostDir: string
+    databaseUrl: string
+    port?: number
+    env?: Record<string, string>
+    logFile?: string
+  }): Promise<{
     url: string
     pid: number
     stop(): Promise<void>
@@ -42,17 +44,72 @@ const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/po
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const host: MedusaHost = require(path.resolve(__dirname, "../scripts/lib/medusa-host.js"))
 
+const POSTGRES_PROCESS = path.resolve(__dirname, "../scripts/lib/postgres-process.js")
+
+/** The spec's own embedded server, in a process of its own (scripts/lib/postgres-process.js). */
+class OwnPostgres {
+  private lines: string[] = []
+  private waiting: ((line: string) => void)[] = []
+  private constructor(private readonly child: ChildProcessByStdio<Writable, Readable, null>) {
+    let pending = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      pending += chunk.toString("utf8")
+      let newline
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline)
+        pending = pending.slice(newline + 1)
+        const next = this.waiting.shift()
+        if (next) next(line)
+        else this.lines.push(line)
+      }
+    })
+  }
+
+  static async start(dataDir: string): Promise<{ server: OwnPostgres; baseUrl: string }> {
+    const child = spawn(process.execPath, [POSTGRES_PROCESS, dataDir], { stdio: ["pipe", "pipe", "inherit"] })
+    const server = new OwnPostgres(child)
+    const { baseUrl } = JSON.parse(await server.nextLine())
+    return { server, baseUrl }
+  }
+
+  private nextLine(): Promise<string> {
+    const ready = this.lines.shift()
+    if (ready !== undefined) return Promise.resolve(ready)
+    return new Promise((resolve) => this.waiting.push(resolve))
+  }
+
+  async command(what: "stop" | "start"): Promise<void> {
+    this.child.stdin.write(`${what}\n`)
+    const answer = await this.nextLine()
+    if (answer !== `${what === "stop" ? "stopped" : "started"}`) throw new Error(`postgres-process: ${answer}`)
+  }
+
+  async end(): Promise<void> {
+    if (this.child.exitCode !== null) return
+    const exited = new Promise((resolve) => this.child.once("exit", resolve))
+    this.child.kill("SIGTERM")
+    await exited
+  }
+}
+
 const OPTIONS = { provider_timeout_ms: 1000, lock_timeout_ms: 2000, reconcile_interval_ms: 500 }
 /** The longest an answer may take: the wait for the lock plus provider calls, with room for the load here. */
 const SLOWEST_ANSWER_MS = 2 * (OPTIONS.lock_timeout_ms + 2 * OPTIONS.provider_timeout_ms)
 const OUTAGE_MS = 4000
 const WORKERS = 6
 
-type Answer = { status: number; type?: string; code?: string; ms: number; at: number; what: string }
+/** The spec's own connection; the server going away must not become an unhandled error. */
+function connect(url: string): Client {
+  const client = new Client({ connectionString: url })
+  client.on("error", () => undefined)
+  return client
+}
+
+type Answer = { status: number; type?: string; code?: string; message?: string; ms: number; at: number; what: string }
 
 describe("PostgreSQL going away under load, and coming back", () => {
   let dataRoot: string
-  let pg: Awaited<ReturnType<PostgresLib["startEmbeddedPostgres"]>>
+  let pg: OwnPostgres
   let db: Client
   let dbUrl: string
   let backend: Awaited<ReturnType<MedusaHost["startBackend"]>>
@@ -62,13 +119,14 @@ describe("PostgreSQL going away under load, and coming back", () => {
   beforeAll(async () => {
     dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pcp-restart-"))
     fs.chmodSync(dataRoot, 0o777)
-    pg = await postgres.startEmbeddedPostgres({ dataDir: path.join(dataRoot, "data"), persistent: true })
+    const started = await OwnPostgres.start(path.join(dataRoot, "data"))
+    pg = started.server
     const name = `pcp_restart_${crypto.randomBytes(3).toString("hex")}`
-    await postgres.createDatabase(pg.baseUrl, name)
-    const url = postgres.databaseUrl(pg.baseUrl, name)
+    await postgres.createDatabase(started.baseUrl, name)
+    const url = postgres.databaseUrl(started.baseUrl, name)
     dbUrl = url
     await host.runMigrations({ hostDir: testEnv().hostDir, databaseUrl: url })
-    db = new Client({ connectionString: url })
+    db = connect(url)
     await db.connect()
     const token = `pcp_restart_${crypto.randomBytes(8).toString("hex")}`
     await db.query(`INSERT INTO "user" (id, email, api_token, role) VALUES ('usr_restart', 'restart@pcp.test', $1, 'admin')`, [token])
@@ -77,6 +135,7 @@ describe("PostgreSQL going away under load, and coming back", () => {
       databaseUrl: url,
       port: 0,
       env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(OPTIONS), TEST_PAY_PSP_URL: testEnv().pspUrl },
+      logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
     shop = createApi(backend.url)
     const admin = createApi(backend.url, { "x-medusa-access-token": token })
@@ -95,7 +154,7 @@ describe("PostgreSQL going away under load, and coming back", () => {
   afterAll(async () => {
     await backend?.stop()
     await db?.end().catch(() => undefined)
-    await pg?.stop()
+    await pg?.end()
     fs.rmSync(dataRoot, { recursive: true, force: true })
   }, 60_000)
 
@@ -110,7 +169,7 @@ describe("PostgreSQL going away under load, and coming back", () => {
   }
 
   function record(answers: Answer[], what: string, started: number, res: HttpResponse) {
-    answers.push({ status: res.status, type: res.body?.type, code: res.body?.code, ms: Date.now() - started, at: Date.now(), what })
+    answers.push({ status: res.status, type: res.body?.type, code: res.body?.code, message: res.body?.message, ms: Date.now() - started, at: Date.now(), what })
   }
 
   /** A storefront paying one collection: create (test-pay), the shopper confirms, authorize, read. */
@@ -148,13 +207,13 @@ describe("PostgreSQL going away under load, and coming back", () => {
 
       await sleep(1500)
       const stoppedAt = Date.now()
-      await pg.stopServer()
+      await pg.command("stop")
       await sleep(OUTAGE_MS)
-      await pg.startServer()
+      await pg.command("start")
       const backAt = Date.now()
       // The spec's own connection went down with the server too.
       await db.end().catch(() => undefined)
-      db = new Client({ connectionString: dbUrl })
+      db = connect(dbUrl)
       await db.connect()
 
       // Served again: a fresh collection is paid end to end, by the same backend process.
@@ -204,7 +263,8 @@ describe("PostgreSQL going away under load, and coming back", () => {
         [used]
       )
       const named = new Set(sessions.map((s) => s.data.id))
-      const live = (await psp.liveIntents(used)).map((i) => i.id)
+      const usedSet = new Set(used)
+      const live = (await psp.liveIntents()).filter((i) => usedSet.has(i.resource_id!)).map((i) => i.id)
       expect(live.filter((id) => !named.has(id))).toEqual([])
       const canceled = []
       for (const session of sessions) {
@@ -212,7 +272,6 @@ describe("PostgreSQL going away under load, and coming back", () => {
       }
       expect(canceled).toEqual([])
       // Every authorization the provider reported to the backend is recorded.
-      const usedSet = new Set(used)
       const reported = (await psp.history({ method: "authorizePayment" }))
         .filter((call) => call.outcome === "ok" && usedSet.has(call.resourceId!))
         .map((call) => call.intentId)

@@ -22,6 +22,7 @@ declare module "pg" {
   export class Client {
     constructor(config?: { connectionString?: string })
     connect(): Promise<void>
+    on(event: "error", listener: (err: Error) => void): this
     query<R extends QueryResultRow = any>(sql: string, params?: unknown[]): Promise<QueryResult<R>>
     end(): Promise<void>
   }

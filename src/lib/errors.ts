@@ -115,9 +115,19 @@ const UNAVAILABLE_MESSAGES = [
   /the database system is (starting up|shutting down|in recovery mode)/i,
 ]
 
+/**
+ * TypeORM releases a transaction's query runner when its connection dies (the
+ * server went away mid-transaction); the transaction's next statement then
+ * throws this instead of a connection error.
+ */
+const RELEASED_RUNNER_ERRORS = new Set(["QueryRunnerProviderAlreadyReleasedError", "QueryRunnerAlreadyReleasedError"])
+
 /** Whether `err` says the database could not be reached (not that a statement was wrong). */
 export function isConnectionFailure(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown; message?: unknown }; message?: unknown }
+  const e = err as { code?: unknown; name?: unknown; driverError?: { code?: unknown; message?: unknown }; message?: unknown }
+  if (typeof e?.name === "string" && RELEASED_RUNNER_ERRORS.has(e.name)) {
+    return true
+  }
   const code = pgCode(err)
   if (code && (UNAVAILABLE_PG_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) {
     return true

@@ -25,6 +25,25 @@ export type CallOrigin = {
 
 type Logger = { warn: (m: string) => void; error: (m: string) => void }
 
+/** Backoff of a journal write retried in the background: 250 ms doubling to 10 s, for up to 30 minutes. */
+const RETRY_FIRST_MS = 250
+const RETRY_MAX_MS = 10_000
+const RETRY_FOR_MS = 30 * 60_000
+
+async function retryInBackground(write: () => Promise<unknown>): Promise<void> {
+  const giveUpAt = Date.now() + RETRY_FOR_MS
+  for (let wait = RETRY_FIRST_MS; Date.now() < giveUpAt; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
+    // Unref'd: a retry never keeps the process alive.
+    await new Promise((resolve) => setTimeout(resolve, wait).unref())
+    try {
+      await write()
+      return
+    } catch {
+      // The database is still away; try again later.
+    }
+  }
+}
+
 /** A call that answered after its request stopped waiting, with the journal row as it now is. */
 export type LateAnswer = { row: AttemptRow; outcome: SettledOutcome<unknown> }
 
@@ -201,12 +220,15 @@ export class ProviderCalls {
     if (data) {
       row.provider_data = data
     }
+    const write = () => this.attempts.answer(row.id, outcome as SettledOutcome<unknown>, data)
     try {
-      await this.attempts.answer(row.id, outcome as SettledOutcome<unknown>, data)
+      await write()
     } catch (err) {
-      // The request goes on with what it knows; the row keeps `started` until
-      // the request's commit (or its finishing) brings it up to date.
+      // The request goes on with what it knows. The journal must learn the
+      // answer too (an undo needs the provider's data), so the write is tried
+      // again in the background until the database takes it.
       this.journalFailed(row.id, err)
+      void retryInBackground(write)
     }
   }
 
