@@ -3,7 +3,7 @@
 const transform = {
   "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/integration-tests/tsconfig.json" }],
 }
-const modulePathIgnorePatterns = ["<rootDir>/dist/", "<rootDir>/.medusa-demo/", "<rootDir>/.test-data/"]
+const modulePathIgnorePatterns = ["<rootDir>/dist/", "<rootDir>/.medusa-demo/", "<rootDir>/.medusa-config/", "<rootDir>/.test-data/"]
 
 /** @type {import("jest").Config} */
 module.exports = {

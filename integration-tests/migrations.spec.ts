@@ -17,6 +17,7 @@ import { testEnv } from "./helpers/env"
 
 interface MedusaHost {
   runMigrations(options: { hostDir: string; databaseUrl: string; env?: Record<string, string> }): Promise<void>
+  childEnv(databaseUrl: string, env?: Record<string, string>): NodeJS.ProcessEnv
   REPO_ROOT: string
   MEDUSA_CLI: string
 }
@@ -49,14 +50,8 @@ function pluginMigrationNames(): string[] {
 /** `medusa <args>` in the host fixture on `databaseUrl`; resolves with its exit code and output. */
 function medusaCli(args: string[], databaseUrl: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      LOG_LEVEL: "error",
-      MEDUSA_DISABLE_TELEMETRY: "true",
-      DATABASE_URL: databaseUrl,
-      // Jest's NODE_ENV=test makes Medusa 1.20 swap in its own mocks.
-      NODE_ENV: "development",
-    }
+    // The repository's environment for Medusa processes (private config home, no NODE_ENV=test).
+    const env = host.childEnv(databaseUrl)
     const child = spawn(host.MEDUSA_CLI, args, { cwd: testEnv().hostDir, env, stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
     child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")))

@@ -4,6 +4,7 @@ const fs = require("fs")
 const path = require("path")
 const { spawn } = require("child_process")
 const { freePort } = require("./net")
+const { privateConfigHome } = require("./medusa-config-home")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const MEDUSA_CLI = path.join(REPO_ROOT, "node_modules", ".bin", "medusa")
@@ -11,8 +12,11 @@ const HEALTH_TIMEOUT_MS = 120_000
 const KILL_AFTER_MS = 10_000
 const TAIL_LINES = 200
 
-// Jest sets NODE_ENV=test, and Medusa 1.20 then swaps in its own mocks (core
-// subscribers, services, the data source). A real backend must never see "test".
+// The environment of every Medusa process the repository starts. Jest sets
+// NODE_ENV=test, and Medusa 1.20 then swaps in its own mocks (core subscribers,
+// services, the data source): a real backend must never see "test". The config
+// home is always the repository's own (see medusa-config-home.js), whatever
+// the caller's environment says.
 function childEnv(databaseUrl, env = {}) {
   const merged = {
     ...process.env,
@@ -20,6 +24,7 @@ function childEnv(databaseUrl, env = {}) {
     MEDUSA_DISABLE_TELEMETRY: "true",
     ...env,
     DATABASE_URL: databaseUrl,
+    XDG_CONFIG_HOME: privateConfigHome(),
   }
   if (!merged.NODE_ENV || merged.NODE_ENV === "test") merged.NODE_ENV = "development"
   return merged
@@ -187,4 +192,4 @@ async function startBackend({ hostDir, databaseUrl, port = 0, env = {}, logFile,
   }
 }
 
-module.exports = { runMigrations, startBackend, REPO_ROOT, MEDUSA_CLI }
+module.exports = { runMigrations, startBackend, childEnv, REPO_ROOT, MEDUSA_CLI }
