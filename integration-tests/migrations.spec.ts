@@ -33,6 +33,8 @@ const host: MedusaHost = require(path.resolve(__dirname, "../scripts/lib/medusa-
 const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/postgres.js"))
 
 const TABLE = "payment_collection_provider_setting"
+// The table of the plugin's newest migration: the one `medusa migrations revert` takes out.
+const NEWEST_TABLE = "payment_collection_attempt"
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
 
@@ -71,8 +73,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   let client: Client
   const runWithPlugin = () => host.runMigrations({ hostDir: testEnv().hostDir, databaseUrl: dbUrl })
 
-  async function tableExists(): Promise<boolean> {
-    const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${TABLE}`])
+  async function tableExists(table = TABLE): Promise<boolean> {
+    const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${table}`])
     return rows[0].present
   }
 
@@ -179,7 +181,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   )
 
   it(
-    "revert (the plugin's migration being the last executed) drops the table and its migrations row; run brings it back",
+    "revert (the plugin's newest migration being the last executed) drops that migration's table and row, and only " +
+      "those; run brings it back",
     async () => {
       await runWithPlugin()
       const names = pluginMigrationNames()
@@ -193,17 +196,18 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         code: 0,
         reverted: true,
       })
-      expect(await tableExists()).toBe(false)
+      expect(await tableExists(NEWEST_TABLE)).toBe(false)
+      expect(await tableExists()).toBe(true) // an older migration's table stays
       expect(await executedMigrations()).toEqual(executed.slice(0, -1))
       expect(await existingData()).toEqual(dataBefore)
 
       await runWithPlugin()
 
-      expect(await tableExists()).toBe(true)
+      expect(await tableExists(NEWEST_TABLE)).toBe(true)
       const again = await executedMigrations()
       expect(again.slice(0, -1)).toEqual(executed.slice(0, -1))
       expect(again[again.length - 1].name).toBe(newest)
-      expect((await client.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n).toBe(0)
+      expect((await client.query(`SELECT count(*)::int AS n FROM ${NEWEST_TABLE}`)).rows[0].n).toBe(0)
       expect(await existingData()).toEqual(dataBefore)
     },
     180_000
