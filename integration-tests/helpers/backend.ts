@@ -28,15 +28,16 @@ const started = new Set<ExtraBackend>()
 
 /**
  * Starts another backend process on the shared database (e.g. a second instance,
- * or other env such as REDIS_URL, PAYMENT_COLLECTIONS_OPTIONS, HOST_WITHOUT_PLUGIN).
- * Stop it in afterAll (or call stopExtraBackends()).
+ * or other env such as REDIS_URL, PAYMENT_COLLECTIONS_OPTIONS, HOST_WITHOUT_PLUGIN),
+ * reaching it the way the shared backend does (through PgBouncer in the
+ * "pgbouncer" project). Stop it in afterAll (or call stopExtraBackends()).
  */
 export async function startExtraBackend({
   env = {},
   logFile,
 }: { env?: Record<string, string>; logFile?: string } = {}): Promise<ExtraBackend> {
-  const { hostDir, databaseUrl } = testEnv()
-  const backend = await host.startBackend({ hostDir, databaseUrl, port: 0, env, logFile })
+  const { hostDir, backendDatabaseUrl } = testEnv()
+  const backend = await host.startBackend({ hostDir, databaseUrl: backendDatabaseUrl, port: 0, env, logFile })
   const handle: ExtraBackend = {
     url: backend.url,
     port: backend.port,

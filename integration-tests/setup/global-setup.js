@@ -7,6 +7,7 @@ const path = require("path")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, databaseUrl } = require("../../scripts/lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("../../scripts/lib/medusa-host")
+const { startPgbouncer } = require("../../scripts/lib/pgbouncer")
 
 const HOST_DIR = path.resolve(__dirname, "../host")
 
@@ -30,7 +31,13 @@ function log(message) {
   process.stderr.write(`[pcp-harness] ${message}\n`)
 }
 
-module.exports = async function globalSetup() {
+/**
+ * Starts the run's PostgreSQL and shared backend and writes the test env file
+ * (helpers/env.ts) named by process.env[harness.envFileVar]. With
+ * `viaPgbouncer`, PgBouncer in transaction mode stands between every backend
+ * and PostgreSQL (the tests' own connections stay direct).
+ */
+async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
   const started = Date.now()
   const withPlugin = process.env.HOST_WITHOUT_PLUGIN !== "1"
   if (withPlugin && !fs.existsSync(path.join(REPO_ROOT, "dist"))) {
@@ -39,31 +46,41 @@ module.exports = async function globalSetup() {
 
   // Everything started is recorded here first, so a failure half-way can undo it
   // (jest skips globalTeardown when globalSetup throws).
-  const ctx = { pg: null, dbName: null, backend: null, envFile: null }
-  globalThis.__PCP_HARNESS__ = ctx
+  const ctx = { pg: null, pgbouncer: null, dbName: null, backend: null, envFile: null }
+  globalThis.__PCP_HARNESS__ = { ...globalThis.__PCP_HARNESS__, [name]: ctx }
   try {
     ctx.pg = await startPostgres({})
+    if (viaPgbouncer) ctx.pgbouncer = await startPgbouncer({ serverUrl: ctx.pg.baseUrl })
     const pgReady = Date.now()
 
     ctx.dbName = `pcp_test_${Date.now()}_${crypto.randomBytes(3).toString("hex")}`
     await createDatabase(ctx.pg.baseUrl, ctx.dbName)
     const dbUrl = databaseUrl(ctx.pg.baseUrl, ctx.dbName)
+    const backendDbUrl = ctx.pgbouncer ? databaseUrl(ctx.pgbouncer.baseUrl, ctx.dbName) : dbUrl
 
-    await runMigrations({ hostDir: HOST_DIR, databaseUrl: dbUrl })
+    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl })
     const migrated = Date.now()
     const adminToken = await createAdminUser(dbUrl)
 
     ctx.backend = await startBackend({
       hostDir: HOST_DIR,
-      databaseUrl: dbUrl,
+      databaseUrl: backendDbUrl,
       port: 0,
       logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
+    if (ctx.pgbouncer) {
+      // The backend answers /health without touching the database; one store read makes it connect.
+      await fetch(`${ctx.backend.url}/store/regions`)
+      const clients = await ctx.pgbouncer.clientCount(ctx.dbName)
+      if (clients === 0) throw new Error("the backend is up but holds no connection through PgBouncer")
+    }
 
     ctx.envFile = path.join(os.tmpdir(), `pcp-test-env-${process.pid}-${crypto.randomBytes(4).toString("hex")}.json`)
     const testEnv = {
       backendUrl: ctx.backend.url,
       databaseUrl: dbUrl,
+      backendDatabaseUrl: backendDbUrl,
+      pooler: ctx.pgbouncer ? "pgbouncer" : null,
       baseUrl: ctx.pg.baseUrl,
       databaseName: ctx.dbName,
       adminToken,
@@ -71,16 +88,24 @@ module.exports = async function globalSetup() {
       withPlugin,
     }
     fs.writeFileSync(ctx.envFile, JSON.stringify(testEnv, null, 2))
-    process.env.PCP_TEST_ENV_FILE = ctx.envFile
+    process.env[envFileVar] = ctx.envFile
 
     const s = (ms) => (ms / 1000).toFixed(1) + " s"
     log(
-      `ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"} ` +
+      `${name} ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"}` +
+        `${ctx.pgbouncer ? " behind PgBouncer (transaction mode)" : ""} ` +
         `${s(pgReady - started)}, migrations ${s(migrated - pgReady)}, backend ${s(Date.now() - migrated)}; ` +
         `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}`
     )
   } catch (err) {
-    await require("./global-teardown")().catch((e) => log(`cleanup after failed setup: ${e.message}`))
+    await require("./global-teardown")
+      .tearDownHarness(name)
+      .catch((e) => log(`cleanup after failed setup: ${e.message}`))
     throw err
   }
 }
+
+module.exports = async function globalSetup() {
+  await setUpHarness({ name: "integration", envFileVar: "PCP_TEST_ENV_FILE", viaPgbouncer: false })
+}
+module.exports.setUpHarness = setUpHarness
