@@ -2,6 +2,7 @@
 
 const crypto = require("crypto")
 const fs = require("fs")
+const http = require("http")
 const os = require("os")
 const path = require("path")
 const { Client } = require("pg")
@@ -25,6 +26,20 @@ async function createAdminUser(url) {
     await client.end()
   }
   return token
+}
+
+// A request on a connection of its own, closed afterwards. (fetch would leave a
+// keep-alive socket in the process-wide pool, for a test to reuse just as the
+// backend closes it.)
+function getOnce(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers: { connection: "close" } }, (res) => {
+        res.resume()
+        res.on("end", () => resolve(res.statusCode))
+      })
+      .on("error", reject)
+  })
 }
 
 function log(message) {
@@ -70,7 +85,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
     })
     if (ctx.pgbouncer) {
       // The backend answers /health without touching the database; one store read makes it connect.
-      await fetch(`${ctx.backend.url}/store/regions`)
+      await getOnce(`${ctx.backend.url}/store/regions`)
       const clients = await ctx.pgbouncer.clientCount(ctx.dbName)
       if (clients === 0) throw new Error("the backend is up but holds no connection through PgBouncer")
     }

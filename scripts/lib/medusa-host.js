@@ -1,6 +1,7 @@
 "use strict"
 
 const fs = require("fs")
+const http = require("http")
 const path = require("path")
 const { spawn } = require("child_process")
 const { freePort } = require("./net")
@@ -101,13 +102,20 @@ function runMigrations({ hostDir, databaseUrl, env, cli = MEDUSA_CLI } = {}) {
   })
 }
 
-async function getHealth(url) {
-  try {
-    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })
-    return res.status
-  } catch {
-    return null
-  }
+// Each poll on a connection of its own, closed after the answer: a keep-alive
+// socket left in this process's fetch pool (jest runs the tests in the process
+// that started the backend) can be picked for a test's first request just as
+// the backend closes it for idleness ("other side closed").
+function getHealth(url) {
+  return new Promise((resolve) => {
+    const req = http.get(`${url}/health`, { agent: false, headers: { connection: "close" }, timeout: 2000 }, (res) => {
+      res.resume()
+      res.on("end", () => resolve(res.statusCode))
+      res.on("error", () => resolve(null))
+    })
+    req.on("timeout", () => req.destroy())
+    req.on("error", () => resolve(null))
+  })
 }
 
 function waitForExit(child, ms) {

@@ -113,9 +113,11 @@ async function startPgbouncer({ serverUrl, poolSize = 40, binary = findPgbouncer
     if (stopped) return
     stopped = true
     if (child.exitCode === null && child.signalCode === null) {
+      let timer
       const exited = new Promise((resolve) => child.once("exit", resolve))
       child.kill("SIGINT") // immediate shutdown
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))])
+      clearTimeout(timer)
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
     }
     fs.rmSync(dir, { recursive: true, force: true })
