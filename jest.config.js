@@ -1,9 +1,29 @@
-// Two projects so that unit tests (src/**/__tests__) don't boot a backend: a
+// Projects, so that unit tests (src/**/__tests__) don't boot a backend: a
 // project's globalSetup only runs when one of its tests is selected.
+const { findPgbouncer } = require("./scripts/lib/pgbouncer")
+
 const transform = {
   "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/integration-tests/tsconfig.json" }],
 }
-const modulePathIgnorePatterns = ["<rootDir>/dist/", "<rootDir>/.medusa-demo/", "<rootDir>/.test-data/", "<rootDir>/.cache/", "<rootDir>/.admin-host/"]
+const modulePathIgnorePatterns = [
+  "<rootDir>/dist/",
+  "<rootDir>/.medusa-demo/",
+  "<rootDir>/.medusa-config/",
+  "<rootDir>/.test-data/",
+  "<rootDir>/.cache/",
+  "<rootDir>/.admin-host/",
+]
+
+// The specs whose correctness rests on PostgreSQL's locks and transactions run
+// a second time with PgBouncer (transaction mode) between the backends and
+// PostgreSQL, when the pgbouncer binary is installed. PCP_TEST_PGBOUNCER=0
+// leaves that project out; =1 makes a missing binary an error (.ci/run).
+const THROUGH_PGBOUNCER = ["concurrency", "idempotency-key", "two-backends"]
+const pgbouncerWanted = process.env.PCP_TEST_PGBOUNCER
+if (pgbouncerWanted === "1" && !findPgbouncer()) {
+  throw new Error("PCP_TEST_PGBOUNCER=1 but pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+}
+const withPgbouncer = pgbouncerWanted !== "0" && findPgbouncer() !== null
 
 /** @type {import("jest").Config} */
 module.exports = {
@@ -27,5 +47,19 @@ module.exports = {
       globalSetup: "<rootDir>/integration-tests/setup/global-setup.js",
       globalTeardown: "<rootDir>/integration-tests/setup/global-teardown.js",
     },
+    ...(withPgbouncer
+      ? [
+          {
+            displayName: "pgbouncer",
+            testEnvironment: "node",
+            testMatch: THROUGH_PGBOUNCER.map((name) => `<rootDir>/integration-tests/${name}.spec.ts`),
+            transform,
+            modulePathIgnorePatterns,
+            setupFiles: ["<rootDir>/integration-tests/setup/use-pgbouncer-env.js"],
+            globalSetup: "<rootDir>/integration-tests/setup/global-setup-pgbouncer.js",
+            globalTeardown: "<rootDir>/integration-tests/setup/global-teardown-pgbouncer.js",
+          },
+        ]
+      : []),
   ],
 }

@@ -17,6 +17,7 @@ import { testEnv } from "./helpers/env"
 
 interface MedusaHost {
   runMigrations(options: { hostDir: string; databaseUrl: string; env?: Record<string, string> }): Promise<void>
+  childEnv(databaseUrl: string, env?: Record<string, string>): NodeJS.ProcessEnv
   REPO_ROOT: string
   MEDUSA_CLI: string
 }
@@ -33,7 +34,7 @@ const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/po
 
 /** The admin switch's table, created by the plugin's first migration. */
 const TABLE = "payment_collection_provider_setting"
-/** The attempt journal, created by the plugin's newest migration. */
+// The table of the plugin's newest migration: the one `medusa migrations revert` takes out.
 const NEWEST_TABLE = "payment_collection_attempt"
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
@@ -52,14 +53,8 @@ function pluginMigrationNames(): string[] {
 /** `medusa <args>` in the host fixture on `databaseUrl`; resolves with its exit code and output. */
 function medusaCli(args: string[], databaseUrl: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      LOG_LEVEL: "error",
-      MEDUSA_DISABLE_TELEMETRY: "true",
-      DATABASE_URL: databaseUrl,
-      // Jest's NODE_ENV=test makes Medusa 1.20 swap in its own mocks.
-      NODE_ENV: "development",
-    }
+    // The repository's environment for Medusa processes (private config home, no NODE_ENV=test).
+    const env = host.childEnv(databaseUrl)
     const child = spawn(host.MEDUSA_CLI, args, { cwd: testEnv().hostDir, env, stdio: ["ignore", "pipe", "pipe"] })
     let output = ""
     child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")))
@@ -189,7 +184,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   )
 
   it(
-    "revert (the plugin's newest migration being the last executed) drops its table and its migrations row; run brings it back",
+    "revert (the plugin's newest migration being the last executed) drops that migration's table and row, and only " +
+      "those; run brings it back",
     async () => {
       await runWithPlugin()
       const names = pluginMigrationNames()
@@ -204,7 +200,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         reverted: true,
       })
       expect(await tableExists(NEWEST_TABLE)).toBe(false)
-      expect(await tableExists()).toBe(true)
+      expect(await tableExists()).toBe(true) // an older migration's table stays
       expect(await executedMigrations()).toEqual(executed.slice(0, -1))
       expect(await existingData()).toEqual(dataBefore)
 

@@ -29,16 +29,18 @@ const started = new Set<ExtraBackend>()
 /**
  * Starts another backend process on the shared database (e.g. a second instance,
  * or other env such as REDIS_URL, PAYMENT_COLLECTIONS_OPTIONS, HOST_WITHOUT_PLUGIN),
- * talking to the run's one fake PSP. Stop it in afterAll (or call stopExtraBackends()).
+ * reaching it the way the shared backend does (through PgBouncer in the
+ * "pgbouncer" project) and talking to the run's one fake PSP. Stop it in
+ * afterAll (or call stopExtraBackends()).
  */
 export async function startExtraBackend({
   env = {},
   logFile,
 }: { env?: Record<string, string>; logFile?: string } = {}): Promise<ExtraBackend> {
-  const { hostDir, databaseUrl, pspUrl } = testEnv()
+  const { hostDir, backendDatabaseUrl, pspUrl } = testEnv()
   const backend = await host.startBackend({
     hostDir,
-    databaseUrl,
+    databaseUrl: backendDatabaseUrl,
     port: 0,
     env: { TEST_PAY_PSP_URL: pspUrl, ...env },
     logFile,

@@ -3,8 +3,12 @@ import fs from "fs"
 export interface TestEnv {
   /** Shared backend started by global-setup, e.g. http://127.0.0.1:41234 */
   backendUrl: string
-  /** The run's fresh database (pcp_test_<timestamp>_<random>) */
+  /** The run's fresh database (pcp_test_<timestamp>_<random>), reached directly */
   databaseUrl: string
+  /** The same database as the backends reach it: through PgBouncer in the "pgbouncer" project, else databaseUrl */
+  backendDatabaseUrl: string
+  /** "pgbouncer" when the backends reach PostgreSQL through PgBouncer (transaction mode) */
+  pooler: "pgbouncer" | null
   /** Server URL without a database */
   baseUrl: string
   databaseName: string

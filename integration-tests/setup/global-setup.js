@@ -2,12 +2,14 @@
 
 const crypto = require("crypto")
 const fs = require("fs")
+const http = require("http")
 const os = require("os")
 const path = require("path")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, databaseUrl } = require("../../scripts/lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("../../scripts/lib/medusa-host")
 const { startFakePsp } = require("../../scripts/lib/fake-psp")
+const { startPgbouncer } = require("../../scripts/lib/pgbouncer")
 
 const HOST_DIR = path.resolve(__dirname, "../host")
 // The shared backend reconciles every half second, so a spec sees what the
@@ -31,11 +33,31 @@ async function createAdminUser(url) {
   return token
 }
 
+// A request on a connection of its own, closed afterwards. (fetch would leave a
+// keep-alive socket in the process-wide pool, for a test to reuse just as the
+// backend closes it.)
+function getOnce(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers: { connection: "close" } }, (res) => {
+        res.resume()
+        res.on("end", () => resolve(res.statusCode))
+      })
+      .on("error", reject)
+  })
+}
+
 function log(message) {
   process.stderr.write(`[pcp-harness] ${message}\n`)
 }
 
-module.exports = async function globalSetup() {
+/**
+ * Starts the run's PostgreSQL and shared backend and writes the test env file
+ * (helpers/env.ts) named by process.env[harness.envFileVar]. With
+ * `viaPgbouncer`, PgBouncer in transaction mode stands between every backend
+ * and PostgreSQL (the tests' own connections stay direct).
+ */
+async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
   const started = Date.now()
   const withPlugin = process.env.HOST_WITHOUT_PLUGIN !== "1"
   if (withPlugin && !fs.existsSync(path.join(REPO_ROOT, "dist"))) {
@@ -44,8 +66,8 @@ module.exports = async function globalSetup() {
 
   // Everything started is recorded here first, so a failure half-way can undo it
   // (jest skips globalTeardown when globalSetup throws).
-  const ctx = { psp: null, pg: null, dbName: null, backend: null, envFile: null }
-  globalThis.__PCP_HARNESS__ = ctx
+  const ctx = { psp: null, pg: null, pgbouncer: null, dbName: null, backend: null, envFile: null }
+  globalThis.__PCP_HARNESS__ = { ...globalThis.__PCP_HARNESS__, [name]: ctx }
   try {
     // One PSP for the whole run, started before any backend: every backend
     // (this one and each extra one a spec starts) inherits TEST_PAY_PSP_URL, so
@@ -53,28 +75,38 @@ module.exports = async function globalSetup() {
     ctx.psp = await startFakePsp()
     process.env.TEST_PAY_PSP_URL = ctx.psp.url
     ctx.pg = await startPostgres({})
+    if (viaPgbouncer) ctx.pgbouncer = await startPgbouncer({ serverUrl: ctx.pg.baseUrl })
     const pgReady = Date.now()
 
     ctx.dbName = `pcp_test_${Date.now()}_${crypto.randomBytes(3).toString("hex")}`
     await createDatabase(ctx.pg.baseUrl, ctx.dbName)
     const dbUrl = databaseUrl(ctx.pg.baseUrl, ctx.dbName)
+    const backendDbUrl = ctx.pgbouncer ? databaseUrl(ctx.pgbouncer.baseUrl, ctx.dbName) : dbUrl
 
-    await runMigrations({ hostDir: HOST_DIR, databaseUrl: dbUrl })
+    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl })
     const migrated = Date.now()
     const adminToken = await createAdminUser(dbUrl)
 
     ctx.backend = await startBackend({
       hostDir: HOST_DIR,
-      databaseUrl: dbUrl,
+      databaseUrl: backendDbUrl,
       port: 0,
       env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
       logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
+    if (ctx.pgbouncer) {
+      // The backend answers /health without touching the database; one store read makes it connect.
+      await getOnce(`${ctx.backend.url}/store/regions`)
+      const clients = await ctx.pgbouncer.clientCount(ctx.dbName)
+      if (clients === 0) throw new Error("the backend is up but holds no connection through PgBouncer")
+    }
 
     ctx.envFile = path.join(os.tmpdir(), `pcp-test-env-${process.pid}-${crypto.randomBytes(4).toString("hex")}.json`)
     const testEnv = {
       backendUrl: ctx.backend.url,
       databaseUrl: dbUrl,
+      backendDatabaseUrl: backendDbUrl,
+      pooler: ctx.pgbouncer ? "pgbouncer" : null,
       baseUrl: ctx.pg.baseUrl,
       databaseName: ctx.dbName,
       adminToken,
@@ -83,16 +115,24 @@ module.exports = async function globalSetup() {
       pspUrl: ctx.psp.url,
     }
     fs.writeFileSync(ctx.envFile, JSON.stringify(testEnv, null, 2))
-    process.env.PCP_TEST_ENV_FILE = ctx.envFile
+    process.env[envFileVar] = ctx.envFile
 
     const s = (ms) => (ms / 1000).toFixed(1) + " s"
     log(
-      `ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"} ` +
+      `${name} ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"}` +
+        `${ctx.pgbouncer ? " behind PgBouncer (transaction mode)" : ""} ` +
         `${s(pgReady - started)}, migrations ${s(migrated - pgReady)}, backend ${s(Date.now() - migrated)}; ` +
         `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}, fake PSP ${ctx.psp.url}`
     )
   } catch (err) {
-    await require("./global-teardown")().catch((e) => log(`cleanup after failed setup: ${e.message}`))
+    await require("./global-teardown")
+      .tearDownHarness(name)
+      .catch((e) => log(`cleanup after failed setup: ${e.message}`))
     throw err
   }
 }
+
+module.exports = async function globalSetup() {
+  await setUpHarness({ name: "integration", envFileVar: "PCP_TEST_ENV_FILE", viaPgbouncer: false })
+}
+module.exports.setUpHarness = setUpHarness

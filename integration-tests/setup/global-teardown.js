@@ -21,11 +21,11 @@ async function dropEventQueue(redisUrl, dbName) {
   }
 }
 
-// Undoes global-setup in reverse order; every step runs even if one fails.
-module.exports = async function globalTeardown() {
-  const ctx = globalThis.__PCP_HARNESS__
+// Undoes setUpHarness in reverse order; every step runs even if one fails.
+async function tearDownHarness(name) {
+  const ctx = globalThis.__PCP_HARNESS__?.[name]
   if (!ctx) return
-  globalThis.__PCP_HARNESS__ = undefined
+  delete globalThis.__PCP_HARNESS__[name]
   const errors = []
   const attempt = async (fn) => {
     try {
@@ -40,6 +40,7 @@ module.exports = async function globalTeardown() {
     await attempt(() => dropEventQueue(process.env.REDIS_URL, ctx.dbName))
   }
   if (ctx.envFile) await attempt(() => fs.rmSync(ctx.envFile, { force: true }))
+  if (ctx.pgbouncer) await attempt(() => ctx.pgbouncer.stop())
   if (ctx.pg && ctx.dbName && process.env.PCP_KEEP_DB !== "1") {
     await attempt(() => dropDatabase(ctx.pg.baseUrl, ctx.dbName))
   }
@@ -47,6 +48,11 @@ module.exports = async function globalTeardown() {
   if (ctx.psp) await attempt(() => ctx.psp.stop())
 
   if (errors.length) {
-    throw new Error(`global teardown: ${errors.map((e) => e.message).join("; ")}`)
+    throw new Error(`global teardown (${name}): ${errors.map((e) => e.message).join("; ")}`)
   }
 }
+
+module.exports = async function globalTeardown() {
+  await tearDownHarness("integration")
+}
+module.exports.tearDownHarness = tearDownHarness

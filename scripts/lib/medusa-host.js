@@ -1,9 +1,11 @@
 "use strict"
 
 const fs = require("fs")
+const http = require("http")
 const path = require("path")
 const { spawn } = require("child_process")
 const { freePort } = require("./net")
+const { privateConfigHome } = require("./medusa-config-home")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const MEDUSA_CLI = path.join(REPO_ROOT, "node_modules", ".bin", "medusa")
@@ -11,8 +13,11 @@ const HEALTH_TIMEOUT_MS = 120_000
 const KILL_AFTER_MS = 10_000
 const TAIL_LINES = 200
 
-// Jest sets NODE_ENV=test, and Medusa 1.20 then swaps in its own mocks (core
-// subscribers, services, the data source). A real backend must never see "test".
+// The environment of every Medusa process the repository starts. Jest sets
+// NODE_ENV=test, and Medusa 1.20 then swaps in its own mocks (core subscribers,
+// services, the data source): a real backend must never see "test". The config
+// home is always the repository's own (see medusa-config-home.js), whatever
+// the caller's environment says.
 function childEnv(databaseUrl, env = {}) {
   const merged = {
     ...process.env,
@@ -20,6 +25,7 @@ function childEnv(databaseUrl, env = {}) {
     MEDUSA_DISABLE_TELEMETRY: "true",
     ...env,
     DATABASE_URL: databaseUrl,
+    XDG_CONFIG_HOME: privateConfigHome(),
   }
   if (!merged.NODE_ENV || merged.NODE_ENV === "test") merged.NODE_ENV = "development"
   return merged
@@ -96,13 +102,20 @@ function runMigrations({ hostDir, databaseUrl, env, cli = MEDUSA_CLI } = {}) {
   })
 }
 
-async function getHealth(url) {
-  try {
-    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })
-    return res.status
-  } catch {
-    return null
-  }
+// Each poll on a connection of its own, closed after the answer: a keep-alive
+// socket left in this process's fetch pool (jest runs the tests in the process
+// that started the backend) can be picked for a test's first request just as
+// the backend closes it for idleness ("other side closed").
+function getHealth(url) {
+  return new Promise((resolve) => {
+    const req = http.get(`${url}/health`, { agent: false, headers: { connection: "close" }, timeout: 2000 }, (res) => {
+      res.resume()
+      res.on("end", () => resolve(res.statusCode))
+      res.on("error", () => resolve(null))
+    })
+    req.on("timeout", () => req.destroy())
+    req.on("error", () => resolve(null))
+  })
 }
 
 function waitForExit(child, ms) {
@@ -187,4 +200,4 @@ async function startBackend({ hostDir, databaseUrl, port = 0, env = {}, logFile,
   }
 }
 
-module.exports = { runMigrations, startBackend, REPO_ROOT, MEDUSA_CLI }
+module.exports = { runMigrations, startBackend, childEnv, REPO_ROOT, MEDUSA_CLI }
