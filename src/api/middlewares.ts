@@ -14,6 +14,7 @@ import {
   StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
   StorePostPaymentCollectionsBatchSessionsReq,
 } from "./store/payment-collections/validators"
+import { plainAuthorizeBody, plainBatchBody, plainCreateBody } from "./store/payment-collections/plain-bodies"
 
 /** Core's defaults for "Get a PaymentCollection" (api/routes/store/payment-collections). */
 export const defaultStorePaymentCollectionFields = [
@@ -57,14 +58,15 @@ const SESSION_ROUTES = [
 ]
 
 /**
- * The body each POST takes, by path (refresh and single authorize take none).
- * Matched on the request's own path: Express also runs the middlewares of
- * `/:id/sessions/:session_id` for `/:id/sessions/batch`.
+ * The body each POST takes, by path (refresh and single authorize take none),
+ * and its cheap check (plain-bodies.ts). Matched on the request's own path:
+ * Express also runs the middlewares of `/:id/sessions/:session_id` for
+ * `/:id/sessions/batch`.
  */
-const BODIES: [RegExp, new () => object][] = [
-  [/\/sessions\/batch\/authorize\/?$/, StorePostPaymentCollectionsBatchSessionsAuthorizeReq],
-  [/\/sessions\/batch\/?$/, StorePostPaymentCollectionsBatchSessionsReq],
-  [/\/payment-collections\/[^/]+\/sessions\/?$/, StorePaymentCollectionSessionsReq],
+const BODIES: [RegExp, new () => object, (body: unknown) => object | undefined][] = [
+  [/\/sessions\/batch\/authorize\/?$/, StorePostPaymentCollectionsBatchSessionsAuthorizeReq, plainAuthorizeBody],
+  [/\/sessions\/batch\/?$/, StorePostPaymentCollectionsBatchSessionsReq, plainBatchBody],
+  [/\/payment-collections\/[^/]+\/sessions\/?$/, StorePaymentCollectionSessionsReq, plainCreateBody],
 ]
 
 /**
@@ -72,12 +74,13 @@ const BODIES: [RegExp, new () => object][] = [
  * claimed for a request that passed), leaving it on `req.validatedBody`.
  */
 async function validateSessionBody(req: Request, _res: Response, next: NextFunction) {
-  const dto = BODIES.find(([path]) => path.test(req.path))?.[1]
-  if (!dto) {
+  const body = BODIES.find(([path]) => path.test(req.path))
+  if (!body) {
     return next()
   }
+  const [, dto, plain] = body
   try {
-    ;(req as Request & { validatedBody?: unknown }).validatedBody = await validateBody(dto, req.body)
+    ;(req as Request & { validatedBody?: unknown }).validatedBody = plain(req.body) ?? (await validateBody(dto, req.body))
     next()
   } catch (err) {
     next(err)
