@@ -63,11 +63,13 @@ describe("Admin dashboard: the plugin's settings page and order widget in a host
     dbName = `pcp_admin_${Date.now()}_${crypto.randomBytes(3).toString("hex")}`
     await postgres.createDatabase(baseUrl, dbName)
     const databaseUrl = postgres.databaseUrl(baseUrl, dbName)
-    await medusaHost.runMigrations({ hostDir: host.dir, databaseUrl, cli: host.cli })
+    const pspEnv = { TEST_PAY_PSP_URL: testEnv().pspUrl }
+    await medusaHost.runMigrations({ hostDir: host.dir, databaseUrl, cli: host.cli, env: pspEnv })
     backend = await medusaHost.startBackend({
       hostDir: host.dir,
       databaseUrl,
       cli: host.cli,
+      env: pspEnv,
       logFile: path.join(ARTIFACTS, "backend.log"),
     })
     db = new Client({ connectionString: databaseUrl })
@@ -86,7 +88,7 @@ describe("Admin dashboard: the plugin's settings page and order widget in a host
       countryCode: rows[0].iso_2,
       name: "North Shop",
     })
-    paid = await orderEditSeed.seedOrderWithPaidEdit(backend.url, shop, { adminHeaders: adminHeaders() })
+    paid = await orderEditSeed.seedOrderWithPaidEdit(backend.url, shop, { pspUrl: testEnv().pspUrl, adminHeaders: adminHeaders() })
     // What a Stripe intent carries and an admin page must never show.
     for (const [table, link, column] of [
       ["payment_session", "payment_collection_sessions", "payment_session_id"],

@@ -120,7 +120,7 @@ describe("Admin API: the payment collections of an order's edits", () => {
   })
 
   it("an edit paid through manual and test-pay shows both sessions and both payments, and nothing of the providers' data", async () => {
-    const { order, orderEdit, collection } = await orderEditSeed.seedOrderWithPaidEdit(url(), shop, {
+    const { order, orderEdit, collection } = await orderEditSeed.seedOrderWithPaidEdit(url(), shop, { pspUrl: testEnv().pspUrl,
       adminHeaders: adminHeaders(),
     })
     // What a Stripe intent carries and an admin page must never show.
@@ -164,7 +164,7 @@ describe("Admin API: the payment collections of an order's edits", () => {
   })
 
   it("the attempt log lists the provider calls that paid the edit, newest first, as the attempts route does", async () => {
-    const { order, collection } = await orderEditSeed.seedOrderWithPaidEdit(url(), shop, {
+    const { order, collection } = await orderEditSeed.seedOrderWithPaidEdit(url(), shop, { pspUrl: testEnv().pspUrl,
       adminHeaders: adminHeaders(),
     })
 

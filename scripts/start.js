@@ -136,7 +136,7 @@ async function buildAdminWhenNeeded() {
  * a product), an order whose edit was paid through both providers, and an
  * order without edits. Answers the two order ids.
  */
-async function seedOrders(url, dbUrl) {
+async function seedOrders(url, dbUrl, pspUrl) {
   const client = new Client({ connectionString: dbUrl })
   await client.connect()
   try {
@@ -154,7 +154,7 @@ async function seedOrders(url, dbUrl) {
     )
     const adminHeaders = { "x-medusa-access-token": ADMIN_TOKEN }
     const shop = await createShop(url, { adminHeaders, countryCode: rows[0].iso_2, name: SHOP_NAME })
-    const { order } = await seedOrderWithPaidEdit(url, shop, { adminHeaders, email: SHOPPER_EMAIL })
+    const { order } = await seedOrderWithPaidEdit(url, shop, { adminHeaders, email: SHOPPER_EMAIL, pspUrl })
     const other = await placeOrder(url, shop, { email: SHOPPER_EMAIL })
     return { editedOrderId: order.id, plainOrderId: other.id }
   } finally {
@@ -191,7 +191,6 @@ async function main() {
   const database = await prepareDatabase()
   fs.mkdirSync(DEMO_DIR, { recursive: true })
   const psp = await startFakePsp({ stateFile: PSP_STATE_FILE })
-  process.env.TEST_PAY_PSP_URL = psp.url
   let backend
   let orders
   const stop = async (code) => {
@@ -203,7 +202,7 @@ async function main() {
   process.on("SIGINT", () => stop(0))
   process.on("SIGTERM", () => stop(0))
   try {
-    await runMigrations({ hostDir: REPO_ROOT, databaseUrl: database.url })
+    await runMigrations({ hostDir: REPO_ROOT, databaseUrl: database.url, env: { TEST_PAY_PSP_URL: psp.url } })
     await seed(database.url)
     const builtInMs = await buildAdminWhenNeeded()
     if (builtInMs !== null) console.log(`Admin dashboard built in ${(builtInMs / 1000).toFixed(1)} s`)
@@ -215,7 +214,7 @@ async function main() {
       logFile: BACKEND_LOG,
     })
     await ensureAdminLogin(backend.url, { apiToken: ADMIN_TOKEN, ...DASHBOARD_LOGIN })
-    orders = await seedOrders(backend.url, database.url)
+    orders = await seedOrders(backend.url, database.url, psp.url)
   } catch (err) {
     console.error(err.stack || err)
     await stop(1)

@@ -21,7 +21,7 @@ export const adminHost: {
 } = lib("admin-host.js")
 
 export const medusaHost: {
-  runMigrations(options: { hostDir: string; databaseUrl: string; cli: string }): Promise<void>
+  runMigrations(options: { hostDir: string; databaseUrl: string; cli: string; env?: Record<string, string> }): Promise<void>
   startBackend(options: {
     hostDir: string
     databaseUrl: string

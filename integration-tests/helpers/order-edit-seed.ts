@@ -24,12 +24,13 @@ interface OrderEditSeed {
     orderId: string,
     options: { adminHeaders: Record<string, string>; quantity?: number; description?: string }
   ): Promise<any>
-  payCollection(url: string, collectionId: string, split: PaymentSplit[]): Promise<any>
+  /** `pspUrl`: the fake PSP the backend's test-pay talks to, where the shopper confirms. */
+  payCollection(url: string, collectionId: string, split: PaymentSplit[], options: { pspUrl: string }): Promise<any>
   completeOrderEdit(url: string, orderEditId: string): Promise<any>
   seedOrderWithPaidEdit(
     url: string,
     shop: Shop,
-    options: { adminHeaders: Record<string, string>; email?: string }
+    options: { adminHeaders: Record<string, string>; email?: string; pspUrl: string }
   ): Promise<{ order: any; orderEdit: any; collection: any }>
 }
 

@@ -69,11 +69,12 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
   const ctx = { psp: null, pg: null, pgbouncer: null, dbName: null, backend: null, envFile: null }
   globalThis.__PCP_HARNESS__ = { ...globalThis.__PCP_HARNESS__, [name]: ctx }
   try {
-    // One PSP for the whole run, started before any backend: every backend
-    // (this one and each extra one a spec starts) inherits TEST_PAY_PSP_URL, so
-    // all of them talk to the same provider, whose state outlives any of them.
+    // One PSP for the harness, started before any backend: every backend (this
+    // one, and each extra one a spec starts with the env file's pspUrl) talks to
+    // the same provider, whose state outlives any of them. Not a process-wide
+    // variable: a second harness (the PgBouncer project) has a PSP of its own.
     ctx.psp = await startFakePsp()
-    process.env.TEST_PAY_PSP_URL = ctx.psp.url
+    const pspEnv = { TEST_PAY_PSP_URL: ctx.psp.url }
     ctx.pg = await startPostgres({})
     if (viaPgbouncer) ctx.pgbouncer = await startPgbouncer({ serverUrl: ctx.pg.baseUrl })
     const pgReady = Date.now()
@@ -83,7 +84,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
     const dbUrl = databaseUrl(ctx.pg.baseUrl, ctx.dbName)
     const backendDbUrl = ctx.pgbouncer ? databaseUrl(ctx.pgbouncer.baseUrl, ctx.dbName) : dbUrl
 
-    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl })
+    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl, env: pspEnv })
     const migrated = Date.now()
     const adminToken = await createAdminUser(dbUrl)
 
@@ -91,7 +92,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
       hostDir: HOST_DIR,
       databaseUrl: backendDbUrl,
       port: 0,
-      env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
+      env: { ...pspEnv, PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
       logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
     if (ctx.pgbouncer) {

@@ -116,24 +116,22 @@ async function requestOrderEdit(url, shop, orderId, { adminHeaders, quantity = 2
  * over providers (`[{ provider_id, amount }]`), and authorizes every session.
  * The one place that knows how a payment is made at each provider.
  */
-async function payCollection(url, collectionId, split) {
+async function payCollection(url, collectionId, split, { pspUrl }) {
   const store = (method, path, body) => expectOk(`${method} ${path}`, method, url + path, { body })
   const base = `/store/payment-collections/${collectionId}`
   const batch = (await store("POST", `${base}/sessions/batch`, { sessions: split })).body
   const sessions = batch.payment_collection.payment_sessions
-  // The shopper confirms each card payment in the browser (at the fake PSP, whose URL
-  // every backend of this repository gets as TEST_PAY_PSP_URL); authorize only reads it.
+  // The shopper confirms each card payment in the browser (at the fake PSP the
+  // backend's test-pay talks to); authorize only reads it.
   for (const session of sessions) {
-    if (session.provider_id !== "manual") await confirmAtPsp(session.data.id)
+    if (session.provider_id !== "manual") await confirmAtPsp(pspUrl, session.data.id)
   }
   const sessionIds = sessions.map((s) => s.id)
   return (await store("POST", `${base}/sessions/batch/authorize`, { session_ids: sessionIds })).body
     .payment_collection
 }
 
-async function confirmAtPsp(intentId) {
-  const pspUrl = process.env.TEST_PAY_PSP_URL
-  if (!pspUrl) throw new Error("TEST_PAY_PSP_URL is not set: start the fake PSP first (scripts/lib/fake-psp.js)")
+async function confirmAtPsp(pspUrl, intentId) {
   const path = `/test/intents/${encodeURIComponent(intentId)}/confirm`
   await expectOk(`POST ${path}`, "POST", pspUrl + path, { body: { outcome: "authorized" } })
 }
@@ -148,16 +146,21 @@ async function completeOrderEdit(url, orderEditId) {
  * The whole story: an order of one mug, an edit adding two (4000 due), paid
  * 1500 with manual and 2500 with test-pay, confirmed.
  */
-async function seedOrderWithPaidEdit(url, shop, { adminHeaders, email }) {
+async function seedOrderWithPaidEdit(url, shop, { adminHeaders, email, pspUrl }) {
   const order = await placeOrder(url, shop, { email })
   const requested = await requestOrderEdit(url, shop, order.id, { adminHeaders, quantity: 2 })
   const collectionId = requested.payment_collection_id
   const due = requested.difference_due
   const manualShare = Math.floor(due * 0.375)
-  const collection = await payCollection(url, collectionId, [
-    { provider_id: "manual", amount: manualShare },
-    { provider_id: "test-pay", amount: due - manualShare },
-  ])
+  const collection = await payCollection(
+    url,
+    collectionId,
+    [
+      { provider_id: "manual", amount: manualShare },
+      { provider_id: "test-pay", amount: due - manualShare },
+    ],
+    { pspUrl }
+  )
   const orderEdit = await completeOrderEdit(url, requested.id)
   return { order, orderEdit, collection }
 }

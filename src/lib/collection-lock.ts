@@ -81,7 +81,9 @@ export class InQueue {
       try {
         return await this.transaction(work, deadline)
       } catch (err) {
-        if (pgCode(err) === PG_LOCK_NOT_AVAILABLE && Date.now() < deadline) {
+        // Only a busy collection row is tried again; a lock wait that timed out
+        // later in the work (on a session row, say) may follow provider calls.
+        if (err instanceof CollectionBusy && Date.now() < deadline) {
           const backoff = Math.min(LOCK_RETRY_MAX_MS, LOCK_RETRY_MIN_MS * 2 ** Math.min(lockAttempt, 5))
           await sleep(backoff * (0.5 + Math.random()))
           continue
@@ -89,7 +91,7 @@ export class InQueue {
         if (isRetryableConflict(err) && (options.mayRetry?.() ?? false) && ++conflicts < MAX_CONFLICT_ATTEMPTS) {
           continue
         }
-        if (pgCode(err) === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
+        if (err instanceof CollectionBusy || pgCode(err) === PG_LOCK_NOT_AVAILABLE || isRetryableConflict(err)) {
           throw busy(this.collectionId)
         }
         if (err instanceof CollectionMissing) {
@@ -109,7 +111,7 @@ export class InQueue {
       const value = await this.transaction(work, Date.now() + this.lockTimeoutMs)
       return { locked: true, value }
     } catch (err) {
-      if (pgCode(err) === PG_LOCK_NOT_AVAILABLE) {
+      if (err instanceof CollectionBusy) {
         return { locked: false, reason: "busy" }
       }
       if (err instanceof CollectionMissing) {
@@ -121,7 +123,11 @@ export class InQueue {
 
   private async transaction<T>(work: LockedWork<T>, deadline: number): Promise<T> {
     return await this.manager.transaction(async (tx) => {
-      const collection = await lockCollectionNoWait(tx, this.collectionId, Math.max(1, deadline - Date.now()))
+      const collection = await lockCollectionNoWait(tx, this.collectionId, Math.max(1, deadline - Date.now())).catch(
+        (err) => {
+          throw pgCode(err) === PG_LOCK_NOT_AVAILABLE ? new CollectionBusy() : err
+        }
+      )
       if (!collection) {
         throw new CollectionMissing(this.collectionId)
       }
@@ -133,6 +139,9 @@ export class InQueue {
 function busy(collectionId: string): MedusaError {
   return conflictError(`Payment collection ${collectionId} is busy with another request; retry later`)
 }
+
+/** Another transaction holds the collection's row (NOWAIT said so). */
+class CollectionBusy extends Error {}
 
 class CollectionMissing extends Error {
   constructor(collectionId: string) {
