@@ -219,10 +219,15 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     )
     if (paymentData.outcome.kind !== "ok") {
       // The authorization stands at the provider; it is recorded (adopted) once
-      // the payment's data can be had. The client is told what failed.
+      // the payment's data can be had. So even a refusal here is no refusal of
+      // the shopper's request: the client is told the provider failed (502/504).
+      const failed: ProviderOutcome<unknown> =
+        paymentData.outcome.kind === "refused"
+          ? { kind: "error", message: `it authorized the payment but refused its data: ${paymentData.outcome.message}`, latencyMs: paymentData.outcome.latencyMs }
+          : paymentData.outcome
       return {
         kind: "unavailable",
-        error: providerFailure(providerId, "retrieve the payment", paymentData.outcome, this.options_.provider_timeout_ms),
+        error: providerFailure(providerId, "retrieve the payment", failed, this.options_.provider_timeout_ms),
       }
     }
     calls.willCommit(authorize.attemptId)

@@ -24,6 +24,11 @@ export const PAYMENT_AUTHORIZED_EVENT = "payment-collection.payment_authorized"
 
 /** Collections one sweep looks at. */
 const SWEEP_BATCH = 50
+/** Tries of a finishing step before it is left `unknown`: a refusal is an answer, a failure may pass. */
+const MAX_REFUSED_TRIES = 3
+const MAX_FAILED_TRIES = 10
+
+type Failed = Exclude<ProviderOutcome<unknown>, { kind: "ok" }>
 
 export type SweepSummary = { collections: number; finished: number; skipped: number }
 
@@ -235,18 +240,24 @@ export default class PaymentReconcilerService {
       how === "delete"
         ? this.client_.delete(row.provider_id, session, this.manager_)
         : this.client_.cancel(row.provider_id, session, this.manager_)
-    const done =
-      row.operation === how
-        ? (await calls.callStaged(row, invoke)).kind === "ok"
-        : (await this.callAndFinish(
-            calls,
-            { operation: how, providerId: row.provider_id, sessionId: row.payment_session_id, providerData: data },
-            invoke
-          )) !== undefined
-    if (done) {
+    if (row.operation === how) {
+      const outcome = await calls.callStaged(row, invoke)
+      if (outcome.kind === "ok") {
+        await this.attempts_.finish(row.id, state, resolvedBy)
+      } else {
+        await this.notYet(row, outcome, undefined, resolvedBy)
+      }
+      return
+    }
+    const result = await this.callAndFinish(
+      calls,
+      { operation: how, providerId: row.provider_id, sessionId: row.payment_session_id, providerData: data },
+      invoke
+    )
+    if (result.ok) {
       await this.attempts_.finish(row.id, state, resolvedBy)
     } else {
-      await this.attempts_.retryLater(row.id, row.operation === how ? undefined : `the provider did not confirm the ${how}`)
+      await this.notYet(row, result.outcome, `the provider did not confirm the ${how}`, resolvedBy)
     }
   }
 
@@ -264,19 +275,19 @@ export default class PaymentReconcilerService {
       return
     }
     const context = processorContext(locked!.collection, session.amount ?? locked!.collection.amount, null)
-    const outcome = await this.callAndFinish(
+    const result = await this.callAndFinish(
       calls,
       { operation: "update", providerId: session.provider_id, sessionId: session.id, amount: session.amount },
       () => this.client_.update(session.provider_id, session, context, locked!.tx)
     )
-    if (!outcome) {
-      await this.attempts_.retryLater(row.id, "the provider did not confirm setting the payment back")
+    if (!result.ok) {
+      await this.notYet(row, result.outcome, "the provider did not confirm setting the payment back", resolvedBy)
       return
     }
-    if (outcome.sessionData) {
+    if (result.value.sessionData) {
       await locked!.tx.query(`UPDATE payment_session SET data = $2, updated_at = now() WHERE id = $1`, [
         session.id,
-        JSON.stringify(outcome.sessionData),
+        JSON.stringify(result.value.sessionData),
       ])
     }
     await this.attempts_.finish(row.id, "undone", resolvedBy, locked!.tx)
@@ -301,11 +312,11 @@ export default class PaymentReconcilerService {
       const asked = await this.callAndFinish(calls, { operation: "status", providerId: session.provider_id, sessionId: session.id }, () =>
         this.client_.status(session.provider_id, session, this.manager_)
       )
-      if (asked === undefined) {
-        await this.attempts_.retryLater(row.id, "the provider did not tell the session's status")
+      if (!asked.ok) {
+        await this.notYet(row, asked.outcome, "the provider did not tell the session's status", resolvedBy)
         return
       }
-      status = asked
+      status = asked.value
       data = session.data
     }
     if (status !== "authorized") {
@@ -341,8 +352,8 @@ export default class PaymentReconcilerService {
       { operation: "retrieve", providerId: session.provider_id, sessionId: session.id, amount: session.amount },
       () => this.client_.paymentData(session.provider_id, authorizedSession, tx)
     )
-    if (paymentData === undefined) {
-      await this.attempts_.retryLater(row.id, "the provider did not give the payment's data")
+    if (!paymentData.ok) {
+      await this.notYet(row, paymentData.outcome, "the provider did not give the payment's data", resolvedBy)
       return
     }
     await writeAuthorization(tx, collection.id, {
@@ -354,7 +365,7 @@ export default class PaymentReconcilerService {
         amount: session.amount ?? 0,
         currency_code: collection.currency_code,
         provider_id: session.provider_id,
-        data: paymentData,
+        data: paymentData.value,
       },
       committedAttemptIds: [],
     })
@@ -379,19 +390,38 @@ export default class PaymentReconcilerService {
   /**
    * Makes one journaled call and closes its own row at once: the finisher's
    * calls are themselves repeatable, so their rows need no other finishing.
-   * Undefined when the provider did not answer with success.
    */
   private async callAndFinish<T>(
     calls: ProviderCalls,
     spec: CallSpec,
     invoke: () => Promise<ProviderOutcome<T>>
-  ): Promise<T | undefined> {
+  ): Promise<{ ok: true; value: T } | { ok: false; outcome: Failed }> {
     const { outcome, attemptId } = await calls.callWithId(spec, invoke, () => null)
     if (outcome.kind !== "ok") {
-      return undefined
+      return { ok: false, outcome }
     }
     await this.attempts_.finish(attemptId, "committed", "finisher").catch(() => undefined)
-    return outcome.value
+    return { ok: true, value: outcome.value }
+  }
+
+  /**
+   * A finishing step the provider did not confirm: tried again later, with
+   * backoff — or, after too many tries, left `unknown` for a human (the
+   * attempt log shows why): a provider that keeps refusing will not change its
+   * mind, one that keeps failing may be down for good.
+   */
+  private async notYet(row: AttemptRow, failed: Failed, why: string | undefined, resolvedBy: string): Promise<void> {
+    const tries = row.recovery_attempts + 1
+    const limit = failed.kind === "refused" ? MAX_REFUSED_TRIES : MAX_FAILED_TRIES
+    if (tries < limit) {
+      await this.attempts_.retryLater(row.id, why)
+      return
+    }
+    await this.attempts_.retryLater(row.id, why)
+    await this.attempts_.finish(row.id, "unknown", resolvedBy)
+    this.logger_.warn(
+      `medusa-plugin-payment-collections: gave up finishing attempt ${row.id} (${row.operation} at ${row.provider_id} for payment collection ${row.payment_collection_id}) after ${tries} tries; it is marked unknown: ${failed.kind === "refused" || failed.kind === "error" ? failed.message : "no answer"}`
+    )
   }
 
   private callsFor(row: AttemptRow, collection: CollectionRow | null, deadline?: number): ProviderCalls {
