@@ -1,5 +1,6 @@
 import { TransactionBaseService } from "@medusajs/medusa"
 import { createHash, randomBytes } from "crypto"
+import { canonicalJson } from "../lib/canonical-json"
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
 import {
@@ -140,20 +141,4 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
 /** SHA-256 of the body with object keys sorted, so key order doesn't matter. */
 export function fingerprint(body: unknown): string {
   return createHash("sha256").update(canonicalJson(body)).digest("hex")
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) {
-    return `[${value.map(canonicalJson).join(",")}]`
-  }
-  if (value && typeof value === "object") {
-    const entries = Object.keys(value as object)
-      .sort()
-      .map(
-        (k) =>
-          `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`
-      )
-    return `{${entries.join(",")}}`
-  }
-  return JSON.stringify(value ?? null)
 }

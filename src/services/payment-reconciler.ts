@@ -1,5 +1,6 @@
 import { EventBusService, PaymentProviderService } from "@medusajs/medusa"
 import { EntityManager } from "typeorm"
+import { canonicalJson } from "../lib/canonical-json"
 import { CollectionLock, InQueue } from "../lib/collection-lock"
 import { CollectionRow, SessionRow, listSessions } from "../lib/collection-queries"
 import { saveCollectionStatus, writeAuthorization } from "../lib/collection-writes"
@@ -284,10 +285,13 @@ export default class PaymentReconcilerService {
       await this.notYet(row, result.outcome, "the provider did not confirm setting the payment back", resolvedBy)
       return
     }
-    if (result.value.sessionData) {
+    const answered = result.value.sessionData
+    if (answered && canonicalJson(answered) !== canonicalJson(session.data)) {
+      // Only what the provider changed is written: a set-back that lands where the
+      // database already is leaves the row as the request that failed found it.
       await locked!.tx.query(`UPDATE payment_session SET data = $2, updated_at = now() WHERE id = $1`, [
         session.id,
-        JSON.stringify(result.value.sessionData),
+        JSON.stringify(answered),
       ])
     }
     await this.attempts_.finish(row.id, "undone", resolvedBy, locked!.tx)
