@@ -1266,13 +1266,15 @@ describe("Store Payment Collections under random, concurrent and hostile request
     600_000
   )
 
-  // Found by the property (I6, before issue 9): the provider's update of a kept
-  // session was not undone when the request failed afterwards (then: its
-  // removal's delete was refused), so the provider held an amount the database
-  // did not. Now a refused delete no longer fails the request: the removal is
-  // committed and its delete retried until the provider takes it; the update
-  // is kept on both sides. The last case makes the request fail after the
-  // update (a second update refused) and checks the first is set back.
+  // Cases the property found, each on a fresh collection. The first two were
+  // found before issue 9 (I6): the provider's update of a kept session was not
+  // undone when the request failed afterwards (then: because its removal's
+  // delete was refused). A refused delete no longer fails the request: the
+  // removal is committed, its delete retried until the provider takes it, and
+  // the update is kept on both sides. The third is the same finding's shape
+  // under the new rules: the request fails after the update (a second update
+  // refused), and the first is set back. The last two were found by this
+  // version of the spec and fail until the plugin changes.
   describe("cases the property found, replayed deterministically", () => {
     async function twoTestPaySessions() {
       const collection = await createPaymentCollection({ regionId: regions.all, amount: 1000 })
@@ -1345,6 +1347,59 @@ describe("Store Payment Collections under random, concurrent and hostile request
       ])
       expect(rows.filter((r) => r.operation === "update").map((r) => r.state).sort()).toEqual(["committed", "failed", "undone"])
       expect(await collectionState(collection.id)).toEqual(before)
+    })
+
+    // Property 2, seed 20261201, case 210: the provider reported the
+    // authorization, then refused to give the payment's data. The request
+    // answered 400 invalid_data, a refusal of the shopper's request, and the
+    // authorization was recorded right after it (adopted), as it must be.
+    it("an authorization whose payment data the provider refuses to give: recorded (adopted), and not answered as a refused request", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.all, amount: 800 })
+      const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-pay" })
+      const session = created.body.payment_collection.payment_sessions[0]
+      await psp.confirmSession(session)
+      await psp.behaviour({ retrievePayment: { fail: "refuse", times: 1 } })
+
+      const res = await shops[0].post(`${BASE}/${collection.id}/sessions/batch/authorize`, { session_ids: [session.id] })
+
+      await waitForSettledJournal(collection.id)
+      const after = await collectionState(collection.id)
+      expect(after.sessions).toEqual([expect.objectContaining({ id: session.id, status: "authorized" })])
+      expect(after.payments).toHaveLength(1)
+      expect(after.collection).toMatchObject({ status: "authorized", authorized_amount: 800 })
+      // The authorization stands: the shopper is told the provider failed (as when it crashes), not that the request was refused.
+      expect({ status: res.status, type: res.body.type, code: res.body.code }).toEqual({
+        status: 502,
+        type: "unexpected_state",
+        code: "payment_provider_error",
+      })
+    })
+
+    // Property 1, seed 20261201 with 14 runs (an earlier version of the
+    // generator), shrunk: the shopper confirmed a test-legacy intent, then a
+    // batch's update of its session hung. The reconciler sets the provider back
+    // to the database's amount; the provider refuses to update an authorized
+    // intent, and the row stays `started`, retried with backoff for ever (a
+    // failed `update` row each time), although the provider never changed.
+    it("an update that hangs on an intent the shopper has confirmed: the journal settles, the provider keeps the database's amount", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.all, amount: 1000 })
+      const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-legacy" })
+      const session = created.body.payment_collection.payment_sessions[0]
+      await psp.confirmSession(session)
+      const before = await collectionState(collection.id)
+      await psp.behaviour({ updatePayment: { fail: "hang", times: 1 } })
+
+      const res = await shops[1].post(`${BASE}/${collection.id}/sessions/batch`, {
+        sessions: [
+          { provider_id: "test-legacy", amount: 400, session_id: session.id },
+          { provider_id: "manual", amount: 600 },
+        ],
+      })
+
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 504, code: "payment_provider_timeout" })
+      await waitForSettledJournal(collection.id, LEASE_MS + 20 * OPTIONS.reconcile_interval_ms + 5_000)
+      expect(await collectionState(collection.id)).toEqual(before)
+      expect(await psp.intent(session.data.id)).toMatchObject({ status: "authorized", amount: 1000 })
     })
   })
 })
