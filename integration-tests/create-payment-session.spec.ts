@@ -102,6 +102,25 @@ describe("POST /store/payment-collections/:id/sessions (Create a Payment Session
     expect((await psp.state()).calls.initiatePayment).toBe(1)
   })
 
+  it("answers the same fields in the same order whichever path answers (the locked write, or the lock-free re-post)", async () => {
+    const collection = await createPaymentCollection({ regionId: region.id, amount: 1400 })
+    const locked = await createSession(collection.id, { provider_id: "test-pay" })
+    const lockFree = await createSession(collection.id, { provider_id: "test-pay" })
+    const keysOf = (body: any) => ({
+      collection: Object.keys(body.payment_collection),
+      region: Object.keys(body.payment_collection.region),
+      sessions: body.payment_collection.payment_sessions.map((session: any) => Object.keys(session)),
+    })
+
+    expect(locked.status).toBe(200)
+    expect(lockFree.status).toBe(200)
+    expect(keysOf(lockFree.body)).toEqual(keysOf(locked.body))
+    // The same values too, but for the timestamps a write sets.
+    const { updated_at: _a, ...lockedRest } = locked.body.payment_collection
+    const { updated_at: _b, ...lockFreeRest } = lockFree.body.payment_collection
+    expect(lockFreeRest).toEqual(lockedRest)
+  })
+
   it("replaces the session when another provider is chosen, deleting the old one at its provider and in the database", async () => {
     const collection = await createPaymentCollection({ regionId: region.id, amount: 1500 })
     const first = await createSession(collection.id, { provider_id: "test-pay" })

@@ -232,6 +232,21 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     expect((await api.post(path, { provider_id: "test-pay" })).status).toBe(200)
   })
 
+  it("a body that fails validation claims no key (Stripe's rule): the same key with the corrected body runs", async () => {
+    const collection = await newCollection()
+    const key = newKey()
+    const path = `${base(collection.id)}/sessions`
+
+    const invalid = await api.post(path, { provider_id: 42 }, withKey(key))
+    expectError(invalid, 400, "invalid_data")
+    expect(await storedKey(key)).toBeUndefined()
+
+    const corrected = await api.post(path, { provider_id: "test-pay" }, withKey(key))
+    expect(corrected.status).toBe(200)
+    expect(corrected.headers[REPLAYED]).toBeUndefined()
+    expect(await storedKey(key)).toMatchObject({ response_code: 200 })
+  })
+
   it("a 5xx answer is not stored: the retry with the same key runs again", async () => {
     const collection = await newCollection()
     const key = newKey()
@@ -294,7 +309,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
 
     beforeAll(async () => {
       backend = await startExtraBackend({
-        env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ idempotency_key_ttl_seconds: 1 }) },
+        env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ idempotency_key_ttl_seconds: 1, reconcile_interval_ms: 500 }) },
       })
     }, 180_000)
 
@@ -322,6 +337,16 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       expect(session.id).not.toBe(firstSession.id)
       expect((await psp.state()).calls.initiatePayment).toBe(2)
       expect((await linkedSessions(collection.id)).map((r) => r.id)).toEqual([session.id])
+    })
+
+    it("the reconciler deletes expired keys", async () => {
+      const collection = await newCollection()
+      const key = newKey()
+      const answered = await createApi(backend.url).post(`${base(collection.id)}/sessions`, { provider_id: "manual" }, withKey(key))
+      expect(answered.status).toBe(200)
+      expect(await storedKey(key)).toMatchObject({ response_code: 200 })
+
+      await waitFor("the expired key to be deleted", async () => (await storedKey(key)) === undefined, { timeoutMs: 10_000 })
     })
   })
 })
