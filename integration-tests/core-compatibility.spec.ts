@@ -18,6 +18,14 @@ function shape(value: any): unknown {
   return typeof value
 }
 
+/**
+ * The answer with every value replaced by its type, keys kept in their order:
+ * two answers that differ only in ids, times and provider data serialize alike.
+ */
+function keyOrder(body: unknown): string {
+  return JSON.stringify(body, (_key, value) => (value !== null && typeof value === "object" ? value : typeof value))
+}
+
 function withoutVolatile(collection: any) {
   // Session data carries provider ids; timestamps of writes differ per call.
   return JSON.parse(JSON.stringify(collection), (key, value) =>
@@ -65,6 +73,53 @@ describe("drop-in compatibility with core 1.20.11 on the same database", () => {
       expect({ query, status: fromPlugin.status }).toEqual({ query, status: fromCore.status })
       expect(fromPlugin.body).toEqual(fromCore.body)
     }
+    // Byte for byte, key order included, where the plugin answers itself.
+    const path = `/store/payment-collections/${collection.id}`
+    expect((await api.get(path)).text).toBe((await coreApi.get(path)).text)
+  })
+
+  it("every session endpoint lists the same keys in the same order as core", async () => {
+    const orders: Record<string, string[]> = {}
+    for (const [target, client] of [["core", coreApi], ["plugin", api]] as const) {
+      const answers: Record<string, unknown> = {}
+      const fresh = async () => (await createPaymentCollection({ regionId: region.id, amount: 1000 })).id
+      const one = await fresh()
+      const created = await client.post(`/store/payment-collections/${one}/sessions`, { provider_id: "test-pay" })
+      answers.create = created.body
+      answers.repost = (await client.post(`/store/payment-collections/${one}/sessions`, { provider_id: "test-pay" })).body
+      const sessionId = created.body.payment_collection.payment_sessions[0].id
+      answers.refresh = (await client.post(`/store/payment-collections/${one}/sessions/${sessionId}`)).body
+
+      const two = await fresh()
+      answers.batch = (
+        await client.post(`/store/payment-collections/${two}/sessions/batch`, {
+          sessions: [
+            { provider_id: "manual", amount: 400 },
+            { provider_id: "test-pay", amount: 600 },
+          ],
+        })
+      ).body
+      const ids = (answers.batch as any).payment_collection.payment_sessions.map((s: any) => s.id)
+      answers.batchAgain = (
+        await client.post(`/store/payment-collections/${two}/sessions/batch`, {
+          sessions: [
+            { provider_id: "manual", amount: 500, session_id: ids[0] },
+            { provider_id: "test-pay", amount: 500, session_id: ids[1] },
+          ],
+        })
+      ).body
+      const authorizeIds = (answers.batchAgain as any).payment_collection.payment_sessions.map((s: any) => s.id)
+      answers.batchAuthorize = (
+        await client.post(`/store/payment-collections/${two}/sessions/batch/authorize`, { session_ids: authorizeIds })
+      ).body
+
+      const three = await fresh()
+      const single = await client.post(`/store/payment-collections/${three}/sessions`, { provider_id: "manual" })
+      const singleId = single.body.payment_collection.payment_sessions[0].id
+      answers.singleAuthorize = (await client.post(`/store/payment-collections/${three}/sessions/${singleId}/authorize`)).body
+      orders[target] = Object.entries(answers).map(([name, body]) => `${name} ${keyOrder(body)}`)
+    }
+    expect(orders.plugin).toEqual(orders.core)
   })
 
   it("GET of an unknown collection: same status and error type as core", async () => {

@@ -1,6 +1,6 @@
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
-import { CollectionRow, lockCollectionNoWait } from "./collection-queries"
+import { CollectionRead, CollectionRow, lockCollection } from "./collection-queries"
 import { PG_LOCK_NOT_AVAILABLE, conflictError, isRetryableConflict, pgCode } from "./errors"
 import { KeyedQueue } from "./keyed-queue"
 
@@ -15,7 +15,8 @@ const collectionQueue = new KeyedQueue()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-export type LockedWork<T> = (tx: EntityManager, collection: CollectionRow) => Promise<T>
+/** Work under the lock, given the collection as read after the lock was taken (sessions and region too). */
+export type LockedWork<T> = (tx: EntityManager, collection: CollectionRow, read: CollectionRead) => Promise<T>
 
 export type LockOptions = {
   /** Whether a serialization failure or deadlock may run `work` again (no provider was called). */
@@ -123,15 +124,13 @@ export class InQueue {
 
   private async transaction<T>(work: LockedWork<T>, deadline: number): Promise<T> {
     return await this.manager.transaction(async (tx) => {
-      const collection = await lockCollectionNoWait(tx, this.collectionId, Math.max(1, deadline - Date.now())).catch(
-        (err) => {
-          throw pgCode(err) === PG_LOCK_NOT_AVAILABLE ? new CollectionBusy() : err
-        }
-      )
-      if (!collection) {
+      const read = await lockCollection(tx, this.collectionId, Math.max(1, deadline - Date.now())).catch((err) => {
+        throw pgCode(err) === PG_LOCK_NOT_AVAILABLE ? new CollectionBusy() : err
+      })
+      if (!read) {
         throw new CollectionMissing(this.collectionId)
       }
-      return await work(tx, collection)
+      return await work(tx, read.collection, read)
     })
   }
 }

@@ -2,7 +2,7 @@ import { EntityManager } from "typeorm"
 import type PaymentAttemptsService from "../services/payment-attempts"
 import type PaymentReconcilerService from "../services/payment-reconciler"
 import { CollectionLock } from "./collection-lock"
-import { CollectionRow } from "./collection-queries"
+import { CollectionRead, CollectionRow } from "./collection-queries"
 import { ProviderCalls } from "./provider-calls"
 import { ResolvedPluginOptions, requestBudgetMs } from "../types/options"
 
@@ -33,7 +33,7 @@ export async function workOnCollection<T>(
   deps: CollectionWorkDeps,
   collectionId: string,
   request: RequestInfo,
-  work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls) => Promise<T>
+  work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls, read: CollectionRead) => Promise<T>
 ): Promise<T> {
   const started = Date.now()
   return await deps.lock.run(collectionId, async (inQueue) => {
@@ -48,9 +48,9 @@ export async function workOnCollection<T>(
     let committed = false
     try {
       const result = await inQueue.locked(
-        async (tx, collection) => {
+        async (tx, collection, read) => {
           origin.currencyCode = collection.currency_code
-          return await work(tx, collection, calls)
+          return await work(tx, collection, calls, read)
         },
         { mayRetry: () => !calls.madeCalls }
       )

@@ -2,10 +2,12 @@ import { EntityManager } from "typeorm"
 import { CollectionRow, SessionRow } from "./collection-queries"
 
 /**
- * The plugin's writes, in plain SQL, each a single statement: the rows core's
+ * The plugin's writes, each a single statement: the rows core's
  * PaymentProviderService would write (same columns, same values), the join
  * rows that link them to the collection, and the journal rows marked
  * committed in the same statement, so they commit together or not at all.
+ * The hot ones are the plugin's SQL functions (migration
+ * CreatePaymentCollectionFunctions), planned once per connection.
  */
 
 export type NewSession = {
@@ -42,37 +44,13 @@ export async function writeSessionChanges(
   collectionId: string,
   changes: SessionChanges
 ): Promise<SessionRow[]> {
-  return await tx.query(
-    `WITH created AS (
-            INSERT INTO payment_session
-                   (id, cart_id, provider_id, is_selected, is_initiated, status, data, amount)
-            SELECT c.id, NULL, c.provider_id, NULL, true, 'pending', c.data, c.amount
-              FROM jsonb_to_recordset($2::jsonb) AS c(id text, provider_id text, data jsonb, amount int)
-            RETURNING *),
-          linked AS (
-            INSERT INTO payment_collection_sessions (payment_collection_id, payment_session_id)
-            SELECT $1, id FROM created),
-          updated AS (
-            UPDATE payment_session ps
-               SET data = COALESCE(u.data, ps.data), amount = u.amount, is_initiated = true, updated_at = now()
-              FROM jsonb_to_recordset($3::jsonb) AS u(id text, data jsonb, amount int)
-             WHERE ps.id = u.id
-            RETURNING ps.*),
-          removed AS (
-            DELETE FROM payment_session WHERE id = ANY($4::text[])),
-          journaled AS (
-            UPDATE payment_collection_attempt
-               SET state = 'committed', finished_at = now(), resolved_by = 'request'
-             WHERE id = ANY($5::text[]) AND state IN ('started', 'answered'))
-     SELECT * FROM created UNION ALL SELECT * FROM updated`,
-    [
-      collectionId,
-      JSON.stringify(changes.created),
-      JSON.stringify(changes.updated.map((u) => ({ ...u, data: u.data ?? null }))),
-      changes.removedIds,
-      changes.committedAttemptIds,
-    ]
-  )
+  return await tx.query(`SELECT * FROM pcp_write_sessions_v1($1, $2, $3, $4, $5)`, [
+    collectionId,
+    JSON.stringify(changes.created),
+    JSON.stringify(changes.updated.map((u) => ({ ...u, data: u.data ?? null }))),
+    changes.removedIds,
+    changes.committedAttemptIds,
+  ])
 }
 
 export type AuthorizationWrite = {
@@ -100,35 +78,14 @@ export async function writeAuthorization(
   collectionId: string,
   write: AuthorizationWrite
 ): Promise<SessionRow> {
-  const rows: SessionRow[] = await tx.query(
-    `WITH session AS (
-            UPDATE payment_session
-               SET status = $2::payment_session_status_enum, data = $3::jsonb, updated_at = now(),
-                   payment_authorized_at = CASE WHEN $2 = 'authorized' THEN now() ELSE payment_authorized_at END
-             WHERE id = $1
-            RETURNING *),
-          payment AS (
-            INSERT INTO payment (id, amount, currency_code, provider_id, data)
-            SELECT p.id, p.amount, p.currency_code, p.provider_id, p.data
-              FROM jsonb_to_recordset($4::jsonb) AS p(id text, amount int, currency_code text, provider_id text, data jsonb)
-            RETURNING id),
-          linked AS (
-            INSERT INTO payment_collection_payments (payment_collection_id, payment_id)
-            SELECT $5, id FROM payment),
-          journaled AS (
-            UPDATE payment_collection_attempt
-               SET state = 'committed', finished_at = now(), resolved_by = 'request'
-             WHERE id = ANY($6::text[]) AND state IN ('started', 'answered'))
-     SELECT * FROM session`,
-    [
-      write.sessionId,
-      write.status,
-      JSON.stringify(write.data ?? {}),
-      JSON.stringify(write.payment ? [write.payment] : []),
-      collectionId,
-      write.committedAttemptIds,
-    ]
-  )
+  const rows: SessionRow[] = await tx.query(`SELECT * FROM pcp_write_authorization_v1($1, $2, $3, $4, $5, $6)`, [
+    collectionId,
+    write.sessionId,
+    write.status,
+    JSON.stringify(write.data ?? {}),
+    JSON.stringify(write.payment ? [write.payment] : []),
+    write.committedAttemptIds,
+  ])
   return rows[0]
 }
 

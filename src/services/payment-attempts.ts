@@ -151,27 +151,20 @@ export default class PaymentAttemptsService {
    */
   async start(attempt: NewAttempt): Promise<string> {
     const id = entityId("pcatt")
-    await this.query(
-      `INSERT INTO payment_collection_attempt
-         (id, payment_collection_id, payment_session_id, provider_id, operation, state,
-          amount, currency_code, provider_data, request_id, idempotency_key, process, lease_until)
-       VALUES ($1, $2, $3, $4, $5, 'started', $6, $7, $8, $9, $10, $11,
-               now() + make_interval(secs => $12::double precision / 1000))`,
-      [
-        id,
-        attempt.collectionId,
-        attempt.sessionId ?? null,
-        attempt.providerId,
-        attempt.operation,
-        attempt.amount ?? null,
-        attempt.currencyCode ?? null,
-        attempt.providerData ? JSON.stringify(attempt.providerData) : null,
-        clip(attempt.requestId, MAX_ID),
-        clip(attempt.idempotencyKey, MAX_ID),
-        PROCESS_ID,
-        this.leaseMs,
-      ]
-    )
+    await this.query(`SELECT pcp_start_attempt_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+      id,
+      attempt.collectionId,
+      attempt.sessionId ?? null,
+      attempt.providerId,
+      attempt.operation,
+      attempt.amount ?? null,
+      attempt.currencyCode ?? null,
+      attempt.providerData ? JSON.stringify(attempt.providerData) : null,
+      clip(attempt.requestId, MAX_ID),
+      clip(attempt.idempotencyKey, MAX_ID),
+      PROCESS_ID,
+      this.leaseMs,
+    ])
     return id
   }
 
@@ -186,23 +179,15 @@ export default class PaymentAttemptsService {
     providerData?: Record<string, unknown> | null
   ): Promise<void> {
     const ok = outcome.kind === "ok"
-    await this.query(
-      `UPDATE payment_collection_attempt
-          SET state = CASE WHEN state IN ('started', 'unknown') THEN $2 ELSE state END,
-              outcome = $3, error_code = $4, error_message = $5,
-              provider_data = COALESCE($6::jsonb, provider_data),
-              latency_ms = $7, answered_at = now()
-        WHERE id = $1`,
-      [
-        id,
-        ok ? "answered" : "failed",
-        ok ? "ok" : outcome.kind,
-        ok ? null : clip(outcome.kind === "refused" ? outcome.code ?? outcome.type ?? "refused" : "payment_provider_error", MAX_ID),
-        ok ? null : clip(outcome.message, MAX_TEXT),
-        providerData ? JSON.stringify(providerData) : null,
-        outcome.latencyMs,
-      ]
-    )
+    await this.query(`SELECT pcp_answer_attempt_v1($1, $2, $3, $4, $5, $6, $7)`, [
+      id,
+      ok ? "answered" : "failed",
+      ok ? "ok" : outcome.kind,
+      ok ? null : clip(outcome.kind === "refused" ? outcome.code ?? outcome.type ?? "refused" : "payment_provider_error", MAX_ID),
+      ok ? null : clip(outcome.message, MAX_TEXT),
+      providerData ? JSON.stringify(providerData) : null,
+      outcome.latencyMs,
+    ])
   }
 
   /** A call that must be made again failed this time: what happened, the row staying open. */

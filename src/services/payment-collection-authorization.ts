@@ -2,9 +2,9 @@ import { EventBusService, PaymentProviderService, TransactionBaseService } from 
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
 import { CollectionLock } from "../lib/collection-lock"
-import { CollectionRow, SessionRow, listPayments, listSessions } from "../lib/collection-queries"
+import { CollectionRow, SessionRow, finishAuthorization } from "../lib/collection-queries"
 import { CollectionWithPayments, collectionWithPayments } from "../lib/collection-response"
-import { SESSION_STATUSES, markSessionRefused, saveCollectionStatus, writeAuthorization } from "../lib/collection-writes"
+import { SESSION_STATUSES, markSessionRefused, writeAuthorization } from "../lib/collection-writes"
 import { RequestInfo, workOnCollection } from "../lib/collection-work"
 import { entityId } from "../lib/entity-id"
 import { ProviderCalls } from "../lib/provider-calls"
@@ -82,8 +82,7 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       reconciler: this.reconciler_,
       logger: this.logger_,
     }
-    return await workOnCollection(deps, collectionId, request, async (tx, collection, calls) => {
-      const sessions = await listSessions(tx, collection.id)
+    return await workOnCollection(deps, collectionId, request, async (tx, collection, calls, { sessions }) => {
       const known = new Set(sessions.map((s) => s.id))
       const foreign = sessionIds.filter((id) => !known.has(id))
       if (foreign.length) {
@@ -104,11 +103,20 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     requested: ReadonlySet<string>,
     context: Record<string, unknown>
   ): Promise<AuthorizationResult> {
-    const answer = async (updated: CollectionRow, extra: Partial<AuthorizationResult> = {}) => ({
-      collection: collectionWithPayments(updated, sessions, await listPayments(tx, collection.id)),
-      refused: [],
-      ...extra,
-    })
+    /** Payments written by this request (core lists them in the order it created them). */
+    const createdPaymentIds = new Set<string>()
+    /** Saves the collection's new status and authorized amount, if any, and answers it with its payments. */
+    const answer = async (
+      change: { status: string; authorizedAmount: number } | null,
+      extra: Partial<AuthorizationResult> = {}
+    ) => {
+      const finished = await finishAuthorization(tx, collection.id, change && { ...change, committedAttemptIds: [] })
+      return {
+        collection: collectionWithPayments(finished.collection, sessions, finished.payments, createdPaymentIds),
+        refused: [],
+        ...extra,
+      }
+    }
     if (collection.status === "canceled") {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
@@ -116,10 +124,10 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       )
     }
     if (collection.status === "authorized" && collection.authorized_amount === collection.amount) {
-      return await answer(collection)
+      return await answer(null)
     }
     if (collection.amount <= 0) {
-      return await answer(await saveCollectionStatus(tx, collection.id, "authorized", 0))
+      return await answer({ status: "authorized", authorizedAmount: 0 })
     }
     if (!sessions.length) {
       throw new MedusaError(
@@ -144,6 +152,9 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       }
       answered = true
       sessions[index] = result.session
+      if (result.kind === "written" && result.paymentId) {
+        createdPaymentIds.add(result.paymentId)
+      }
       if (result.kind === "refused") {
         refused.push(session.id)
       }
@@ -153,11 +164,10 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     const status = statusForAuthorizedAmount(authorizedAmount, collection.amount)
     if (!answered && (unavailable || (status === collection.status && authorizedAmount === collection.authorized_amount))) {
       // Nothing any provider said changed the collection.
-      return await answer(collection, { refused, unavailable })
+      return await answer(null, { refused, unavailable })
     }
-    const updated = await saveCollectionStatus(tx, collection.id, status, authorizedAmount)
     await this.eventBusService_.withTransaction(tx).emit(PAYMENT_AUTHORIZED_EVENT, { id: collection.id })
-    return await answer(updated, { refused, unavailable })
+    return await answer({ status, authorizedAmount }, { refused, unavailable })
   }
 
   /**
@@ -172,7 +182,7 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     session: SessionRow,
     context: Record<string, unknown>
   ): Promise<
-    | { kind: "written"; session: SessionRow }
+    | { kind: "written"; session: SessionRow; paymentId?: string }
     | { kind: "refused"; session: SessionRow }
     | { kind: "unavailable"; error: MedusaError }
   > {
@@ -232,12 +242,13 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     }
     calls.willCommit(authorize.attemptId)
     calls.willCommit(paymentData.attemptId)
+    const paymentId = entityId("pay")
     const written = await writeAuthorization(tx, collection.id, {
       sessionId: session.id,
       status,
       data,
       payment: {
-        id: entityId("pay"),
+        id: paymentId,
         amount: session.amount ?? 0,
         currency_code: collection.currency_code,
         provider_id: providerId,
@@ -245,6 +256,6 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       },
       committedAttemptIds: [authorize.attemptId, paymentData.attemptId],
     })
-    return { kind: "written", session: written }
+    return { kind: "written", session: written, paymentId }
   }
 }

@@ -3,14 +3,8 @@ import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
 import { AlreadySetHints } from "../lib/already-set-hints"
 import { CollectionLock } from "../lib/collection-lock"
-import {
-  CollectionRow,
-  RegionWithProviders,
-  SessionRow,
-  readCollection,
-  readSessionsAndRegion,
-} from "../lib/collection-queries"
-import { CollectionWithSessions, collectionWithSessions, sessionResponse } from "../lib/collection-response"
+import { CollectionRead, CollectionRow, RegionWithProviders, SessionRow, readCollection } from "../lib/collection-queries"
+import { CollectionWithSessions, collectionWithSessions, createdSessionResponse, sessionResponse } from "../lib/collection-response"
 import { NewSession, SessionUpdate, writeSessionChanges } from "../lib/collection-writes"
 import { RequestInfo, workOnCollection } from "../lib/collection-work"
 import { entityId } from "../lib/entity-id"
@@ -119,9 +113,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     if (unchanged) {
       return unchanged
     }
-    return await this.work(collectionId, request, async (tx, collection, calls) => {
+    return await this.work(collectionId, request, async (tx, collection, calls, current) => {
       this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
-      const current = await readSessionsAndRegion(tx, collection)
       const sameProvider = current.sessions.find((s) => s.provider_id === providerId)
       const wanted: RequestedSession = {
         provider_id: providerId,
@@ -171,9 +164,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     requested: RequestedSession[],
     request: RequestInfo = {}
   ): Promise<CollectionWithSessions> {
-    return await this.work(collectionId, request, async (tx, collection, calls) => {
+    return await this.work(collectionId, request, async (tx, collection, calls, current) => {
       this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-      const current = await readSessionsAndRegion(tx, collection)
       return await this.applySessions(tx, collection, calls, current, requested, request)
     })
   }
@@ -184,9 +176,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     sessionId: string,
     request: RequestInfo = {}
   ): Promise<SessionRow> {
-    return await this.work(collectionId, request, async (tx, collection, calls) => {
+    return await this.work(collectionId, request, async (tx, collection, calls, { sessions, enabledProviderIds }) => {
       this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-      const { sessions, enabledProviderIds } = await readSessionsAndRegion(tx, collection)
       const session = sessions.find((s) => s.id === sessionId)
       if (!session) {
         throw new MedusaError(
@@ -215,14 +206,14 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         customer
       )
       const [row] = await this.write(tx, collection, calls, { created: [created], updated: [], removed: [session] })
-      return sessionResponse(row)
+      return createdSessionResponse(row)
     })
   }
 
   protected async work<T>(
     collectionId: string,
     request: RequestInfo,
-    work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls) => Promise<T>
+    work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls, read: CollectionRead) => Promise<T>
   ): Promise<T> {
     const deps = {
       options: this.options_,
@@ -263,7 +254,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     tx: EntityManager,
     collection: CollectionRow,
     calls: ProviderCalls,
-    current: RegionWithProviders & { sessions: SessionRow[] },
+    current: CollectionRead,
     requested: RequestedSession[],
     request: RequestInfo
   ): Promise<CollectionWithSessions> {
@@ -304,10 +295,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
 
     const rows = await this.write(tx, collection, calls, { created, updated, removed: plan.remove, replaced })
     const byId = new Map(rows.map((row) => [row.id, row]))
+    const createdIds = new Set(created.map((c) => c.id))
     const payment_sessions = plan.steps.map((step) =>
       step.kind === "create" ? byId.get(created.shift()!.id)! : byId.get(step.session.id) ?? step.session
     )
-    return collectionWithSessions(collection, region, payment_sessions)
+    return collectionWithSessions(collection, region, payment_sessions, createdIds)
   }
 
   protected async initiate(

@@ -1,0 +1,218 @@
+import { MigrationInterface, QueryRunner } from "typeorm"
+
+/**
+ * The plugin's hot statements as PL/pgSQL functions. PostgreSQL plans a
+ * function's statements once per connection and keeps the plans; the same
+ * statements sent as parameterized SQL are planned again on every request
+ * (named prepared statements would keep them too, but break behind PgBouncer
+ * in transaction mode, which functions do not). Planning was most of what the
+ * server spent on a request (README, Performance).
+ *
+ * Read functions answer rows of `(kind, row::text)`, so one call can hand back
+ * rows of several tables with whatever columns each table has (see
+ * src/lib/row-text.ts). Names carry a version: a later change adds `_v2`
+ * beside `_v1`, so instances still running the old code keep working during a
+ * rolling deploy, and a later migration drops what no release calls.
+ *
+ * `pcp_lock_collection_v1` is VOLATILE on purpose: its read runs with a fresh
+ * snapshot taken after the row lock, so it sees everything the previous holder
+ * of the lock committed.
+ */
+export class CreatePaymentCollectionFunctions1796172000000 implements MigrationInterface {
+  name = "CreatePaymentCollectionFunctions1796172000000"
+
+  public async up(queryRunner: QueryRunner): Promise<void> {
+    for (const statement of FUNCTIONS) {
+      await queryRunner.query(statement)
+    }
+  }
+
+  public async down(queryRunner: QueryRunner): Promise<void> {
+    for (const name of [...FUNCTION_NAMES].reverse()) {
+      await queryRunner.query(`DROP FUNCTION IF EXISTS ${name}`)
+    }
+  }
+}
+
+/** In creation order (the lock function calls the read function). */
+const FUNCTION_NAMES = [
+  "pcp_read_collection_v1",
+  "pcp_lock_collection_v1",
+  "pcp_write_sessions_v1",
+  "pcp_write_authorization_v1",
+  "pcp_finish_authorization_v1",
+  "pcp_start_attempt_v1",
+  "pcp_answer_attempt_v1",
+]
+
+const FUNCTIONS = [
+  `CREATE FUNCTION pcp_read_collection_v1(p_collection_id text)
+  RETURNS TABLE (kind text, body text)
+  LANGUAGE plpgsql STABLE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    RETURN QUERY
+      SELECT 'collection'::text, pc::text
+        FROM payment_collection pc
+       WHERE pc.id = p_collection_id AND pc.deleted_at IS NULL;
+    IF NOT FOUND THEN
+      RETURN;
+    END IF;
+    RETURN QUERY
+      SELECT 'region'::text, r::text
+        FROM payment_collection pc
+        JOIN region r ON r.id = pc.region_id AND r.deleted_at IS NULL
+       WHERE pc.id = p_collection_id;
+    RETURN QUERY
+      SELECT 'providers'::text,
+             COALESCE(json_agg(json_build_object(
+                        'id', pp.id,
+                        'is_installed', pp.is_installed,
+                        'enabled', COALESCE(s.is_enabled, true))
+                      ORDER BY pp.id), '[]'::json)::text
+        FROM payment_collection pc
+        JOIN region_payment_providers rpp ON rpp.region_id = pc.region_id
+        JOIN payment_provider pp ON pp.id = rpp.provider_id
+        LEFT JOIN payment_collection_provider_setting s ON s.provider_id = pp.id
+       WHERE pc.id = p_collection_id;
+    RETURN QUERY
+      SELECT 'session'::text, ps::text
+        FROM payment_collection_sessions pcs
+        JOIN payment_session ps ON ps.id = pcs.payment_session_id
+       WHERE pcs.payment_collection_id = p_collection_id
+       ORDER BY ps.created_at, ps.id;
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_lock_collection_v1(p_collection_id text, p_lock_timeout text)
+  RETURNS TABLE (kind text, body text)
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    PERFORM 1
+       FROM payment_collection pc
+      WHERE pc.id = p_collection_id AND pc.deleted_at IS NULL
+        FOR UPDATE OF pc NOWAIT;
+    IF NOT FOUND THEN
+      RETURN;
+    END IF;
+    RETURN QUERY SELECT r.kind, r.body FROM pcp_read_collection_v1(p_collection_id) r;
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_write_sessions_v1(
+    p_collection_id text, p_created jsonb, p_updated jsonb, p_removed text[], p_committed text[])
+  RETURNS SETOF payment_session
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    RETURN QUERY
+      WITH created AS (
+             INSERT INTO payment_session
+                    (id, cart_id, provider_id, is_selected, is_initiated, status, data, amount)
+             SELECT c.id, NULL, c.provider_id, NULL, true, 'pending', c.data, c.amount
+               FROM jsonb_to_recordset(p_created) AS c(id text, provider_id text, data jsonb, amount int)
+             RETURNING *),
+           linked AS (
+             INSERT INTO payment_collection_sessions (payment_collection_id, payment_session_id)
+             SELECT p_collection_id, created.id FROM created),
+           updated AS (
+             UPDATE payment_session ps
+                SET data = COALESCE(u.data, ps.data), amount = u.amount, is_initiated = true, updated_at = now()
+               FROM jsonb_to_recordset(p_updated) AS u(id text, data jsonb, amount int)
+              WHERE ps.id = u.id
+             RETURNING ps.*),
+           removed AS (
+             DELETE FROM payment_session WHERE id = ANY(p_removed)),
+           journaled AS (
+             UPDATE payment_collection_attempt
+                SET state = 'committed', finished_at = now(), resolved_by = 'request'
+              WHERE id = ANY(p_committed) AND state IN ('started', 'answered'))
+      SELECT * FROM created UNION ALL SELECT * FROM updated;
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_write_authorization_v1(
+    p_collection_id text, p_session_id text, p_status payment_session.status%TYPE, p_data jsonb, p_payments jsonb, p_committed text[])
+  RETURNS SETOF payment_session
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    RETURN QUERY
+      WITH session AS (
+             UPDATE payment_session
+                SET status = p_status, data = p_data, updated_at = now(),
+                    payment_authorized_at = CASE WHEN p_status = 'authorized' THEN now() ELSE payment_authorized_at END
+              WHERE id = p_session_id
+             RETURNING *),
+           payment AS (
+             INSERT INTO payment (id, amount, currency_code, provider_id, data)
+             SELECT p.id, p.amount, p.currency_code, p.provider_id, p.data
+               FROM jsonb_to_recordset(p_payments) AS p(id text, amount int, currency_code text, provider_id text, data jsonb)
+             RETURNING id),
+           linked AS (
+             INSERT INTO payment_collection_payments (payment_collection_id, payment_id)
+             SELECT p_collection_id, payment.id FROM payment),
+           journaled AS (
+             UPDATE payment_collection_attempt
+                SET state = 'committed', finished_at = now(), resolved_by = 'request'
+              WHERE id = ANY(p_committed) AND state IN ('started', 'answered'))
+      SELECT * FROM session;
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_finish_authorization_v1(
+    p_collection_id text, p_status payment_collection.status%TYPE, p_authorized_amount integer, p_committed text[])
+  RETURNS TABLE (kind text, body text)
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    IF p_status IS NULL THEN
+      RETURN QUERY
+        SELECT 'collection'::text, pc::text FROM payment_collection pc WHERE pc.id = p_collection_id;
+    ELSE
+      UPDATE payment_collection_attempt
+         SET state = 'committed', finished_at = now(), resolved_by = 'request'
+       WHERE id = ANY(p_committed) AND state IN ('started', 'answered');
+      RETURN QUERY
+        UPDATE payment_collection pc
+           SET status = p_status,
+               authorized_amount = p_authorized_amount, updated_at = now()
+         WHERE pc.id = p_collection_id
+        RETURNING 'collection'::text, pc::text;
+    END IF;
+    RETURN QUERY
+      SELECT 'payment'::text, p::text
+        FROM payment_collection_payments pcp
+        JOIN payment p ON p.id = pcp.payment_id
+       WHERE pcp.payment_collection_id = p_collection_id
+       ORDER BY p.created_at, p.id;
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_start_attempt_v1(
+    p_id text, p_collection_id text, p_session_id text, p_provider_id text, p_operation text,
+    p_amount integer, p_currency_code text, p_provider_data jsonb, p_request_id text,
+    p_idempotency_key text, p_process text, p_lease_ms double precision)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  BEGIN
+    INSERT INTO payment_collection_attempt
+           (id, payment_collection_id, payment_session_id, provider_id, operation, state,
+            amount, currency_code, provider_data, request_id, idempotency_key, process, lease_until)
+    VALUES (p_id, p_collection_id, p_session_id, p_provider_id, p_operation, 'started',
+            p_amount, p_currency_code, p_provider_data, p_request_id, p_idempotency_key, p_process,
+            now() + make_interval(secs => p_lease_ms / 1000));
+  END
+  $fn$;`,
+  `CREATE FUNCTION pcp_answer_attempt_v1(
+    p_id text, p_state text, p_outcome text, p_error_code text, p_error_message text,
+    p_provider_data jsonb, p_latency_ms integer)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  BEGIN
+    UPDATE payment_collection_attempt
+       SET state = CASE WHEN state IN ('started', 'unknown') THEN p_state ELSE state END,
+           outcome = p_outcome, error_code = p_error_code, error_message = p_error_message,
+           provider_data = COALESCE(p_provider_data, provider_data),
+           latency_ms = p_latency_ms, answered_at = now()
+     WHERE id = p_id;
+  END
+  $fn$;`,
+]
