@@ -15,7 +15,8 @@
 // --show-sql[=full] (print the statements of one request of each kind),
 // --profile <case> [--profile-dir <dir>] (instead of the bench: CPU-profile
 // both backends under --duration s of that case, one after the other, and
-// compare where the time goes). Uses DATABASE_URL's server when set, else
+// compare where the time goes), --cases <id,id> (only these cases; the
+// default is all). Uses DATABASE_URL's server when set, else
 // embedded PostgreSQL.
 
 const crypto = require("crypto")
@@ -63,7 +64,7 @@ function usageError(message) {
 }
 
 const CASE_IDS = ["update", "create", "get", "authorize", "create_slow", "host_products", "host_regions", "host_carts"]
-const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>]"
+const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>], --cases <id,id>"
 
 function parseArgs(argv, env) {
   const options = {
@@ -73,15 +74,18 @@ function parseArgs(argv, env) {
     showSql: null,
     profile: null,
     profileDir: null,
+    cases: CASE_IDS,
   }
-  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir" }
+  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir", "--cases": "cases" }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
     if (valued[flag]) {
       const value = inline !== undefined ? inline : argv[++i]
       if (value === undefined) throw usageError(`${flag} needs a value (${USAGE})`)
-      options[valued[flag]] = ["duration", "rounds", "warmup"].includes(valued[flag]) ? Number(value) : value
+      if (["duration", "rounds", "warmup"].includes(valued[flag])) options[valued[flag]] = Number(value)
+      else if (flag === "--cases") options.cases = value.split(",").filter(Boolean)
+      else options[valued[flag]] = value
     } else if (arg === "--show-sql") options.showSql = "summary"
     else if (arg === "--show-sql=full") options.showSql = "full"
     else throw usageError(`unknown argument ${arg} (${USAGE})`)
@@ -91,6 +95,10 @@ function parseArgs(argv, env) {
   if (!(options.warmup >= 0)) throw usageError("--warmup must be a number of seconds >= 0")
   if (options.profile !== null && !CASE_IDS.includes(options.profile)) {
     throw usageError(`--profile takes a case: ${CASE_IDS.join(", ")}`)
+  }
+  const unknownCase = options.cases.find((id) => !CASE_IDS.includes(id))
+  if (unknownCase !== undefined || options.cases.length === 0) {
+    throw usageError(`--cases takes a comma-separated list of: ${CASE_IDS.join(", ")}`)
   }
   return options
 }
@@ -378,20 +386,49 @@ function metricsOf(rounds) {
     sqlPerRequest: sent ? statements / sent : NaN,
     // The backend process's CPU time (all threads) from settled to settled.
     cpuMsPerRequest: cpuPerRequest(sum((r) => r.cpuMicros), sent),
+    // During the load only, over the completed requests (/proc tick resolution: 10 ms).
+    machineCpuMsPerRequest: cpuPerRequest(sum((r) => r.machineCpuMicros), completed),
+    postgresCpuMsPerRequest: cpuPerRequest(sum((r) => r.postgresCpuMicros), completed),
     firstNon2xx: rounds.map((r) => r.firstFailure).find(Boolean) || null,
     rounds: perRound,
   }
 }
 
-/** The machine's CPU time stolen by the hypervisor so far (Linux /proc/stat, in ticks), and all CPU time. */
+const CLOCK_TICKS_PER_SECOND = 100 // Linux USER_HZ, what /proc/stat and /proc/<pid>/stat count in
+
+/**
+ * The machine's CPU time so far (Linux /proc/stat, in ticks): busy (all but
+ * idle and iowait), stolen by the hypervisor, and all; plus the CPU time of
+ * every PostgreSQL process (its server processes, whoever they serve).
+ */
 function machineTicks() {
   try {
     const fields = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number)
-    return { steal: fields[7] || 0, all: fields.reduce((a, b) => a + b, 0) }
+    const all = fields.reduce((a, b) => a + b, 0)
+    return { busy: all - fields[3] - (fields[4] || 0), steal: fields[7] || 0, all, postgres: postgresTicks() }
   } catch {
     return null
   }
 }
+
+function postgresTicks() {
+  let ticks = 0
+  for (const pid of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+      const close = stat.lastIndexOf(")")
+      if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue
+      const fields = stat.slice(close + 2).split(" ")
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return ticks
+}
+
+const ticksToMicros = (ticks) => (ticks * 1e6) / CLOCK_TICKS_PER_SECOND
 
 /** A run on `backend` alone: its SQL counter is read settled before and after (cut-off requests finish first). */
 async function measuredRun(ctx, backend, duration, spec) {
@@ -400,11 +437,17 @@ async function measuredRun(ctx, backend, duration, spec) {
   const { result, firstFailure } = await runAutocannon(ctx, backend.url, duration, spec)
   const ticksAfter = machineTicks()
   const after = await settledReading(backend.counter)
-  const stealPercent =
-    ticksBefore && ticksAfter && ticksAfter.all > ticksBefore.all
-      ? (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.all - ticksBefore.all)
-      : NaN
-  return { result, firstFailure, statements: after.count - before.count, cpuMicros: after.cpuMicros - before.cpuMicros, stealPercent }
+  const measured = ticksBefore && ticksAfter && ticksAfter.all > ticksBefore.all
+  return {
+    result,
+    firstFailure,
+    statements: after.count - before.count,
+    cpuMicros: after.cpuMicros - before.cpuMicros,
+    stealPercent: measured ? (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.all - ticksBefore.all) : NaN,
+    // Everything on the machine during the load (backend, PostgreSQL, fake PSP, load generator).
+    machineCpuMicros: measured ? ticksToMicros(ticksAfter.busy - ticksBefore.busy) : NaN,
+    postgresCpuMicros: measured ? ticksToMicros(ticksAfter.postgres - ticksBefore.postgres) : NaN,
+  }
 }
 
 /** Round r's order: core, plugin | plugin, core | core, plugin | ... */
@@ -464,7 +507,7 @@ async function benchBoth(ctx, backends, seeded, options) {
   for (const backend of backends) captures.push(...(await captureEachKind(backend, seeded[backend.name])))
   for (const backend of backends) await warmUp(ctx, backend, seeded[backend.name])
   const cases = []
-  for (const benchCase of benchCases(ctx)) {
+  for (const benchCase of benchCases(ctx).filter((c) => options.cases.includes(c.id))) {
     const results = await measureCase(ctx, backends, seeded, benchCase, options)
     cases.push({ id: benchCase.id, title: benchCase.title, number: benchCase.number, ...results })
   }
@@ -568,7 +611,10 @@ function printReport({ settings, cases, captures, memory }, showSql) {
     "SQL/req = statements seen by pg's Client#query during the run (BEGIN/COMMIT included) / requests sent",
     "(sent = completed + the <= 10 cut off at the end, which the server still finishes and whose statements are counted)",
     "CPU ms/req = the backend process's CPU time (user + system, all threads) during the rounds / requests sent;",
-    "a backend's event loop runs at ~1 core under this load, so req/s follows it.",
+    "PG CPU ms/req = all PostgreSQL processes' CPU time during the load / requests completed;",
+    "machine CPU ms/req = the whole machine's busy CPU time (backend, PostgreSQL, fake PSP, load generator) during",
+    `the load / requests completed. With ${os.cpus().length} CPUs, req/s is capped by the backend's event loop (~1 core)`,
+    "and by the machine: a plugin that saves backend CPU gains req/s only while the machine has CPU to spare.",
     "",
     "plugin / core",
     report.formatRatios(cases),

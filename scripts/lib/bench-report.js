@@ -99,10 +99,15 @@ function formatResults(cases) {
         m.errors,
         fixed(m.sqlPerRequest, 2),
         fixed(m.cpuMsPerRequest, 2),
+        fixed(m.postgresCpuMsPerRequest, 2),
+        fixed(m.machineCpuMsPerRequest, 2),
       ])
     }
   }
-  return table(["case", "backend", "req/s", "rounds req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "SQL/req", "CPU ms/req"], rows)
+  return table(
+    ["case", "backend", "req/s", "rounds req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "SQL/req", "CPU ms/req", "PG CPU ms/req", "machine CPU ms/req"],
+    rows
+  )
 }
 
 function formatFailures(cases) {
@@ -133,6 +138,8 @@ function caseRatios(c) {
     rpsRoundsMax: rounds.length ? Math.max(...rounds) : NaN,
     p99: ratio(c.plugin.p99, c.core.p99),
     cpu: ratio(c.plugin.cpuMsPerRequest, c.core.cpuMsPerRequest),
+    postgresCpu: ratio(c.plugin.postgresCpuMsPerRequest, c.core.postgresCpuMsPerRequest),
+    machineCpu: ratio(c.plugin.machineCpuMsPerRequest, c.core.machineCpuMsPerRequest),
     sqlCore: c.core.sqlPerRequest,
     sqlPlugin: c.plugin.sqlPerRequest,
   }
@@ -140,10 +147,20 @@ function caseRatios(c) {
 
 function formatRatios(cases) {
   return table(
-    ["case", "req/s plugin/core", "per round", "p99 plugin/core", "CPU/req plugin/core", "SQL/req core", "SQL/req plugin"],
+    ["case", "req/s plugin/core", "per round", "p99 plugin/core", "CPU/req plugin/core", "PG CPU/req", "machine CPU/req", "SQL/req core", "SQL/req plugin"],
     cases.map((c) => {
       const r = caseRatios(c)
-      return [`${c.number} ${c.id}`, `${fixed(r.rps, 2)}x`, spread(r.rpsRoundsMin, r.rpsRoundsMax, 2, "x"), `${fixed(r.p99, 2)}x`, `${fixed(r.cpu, 2)}x`, fixed(r.sqlCore, 2), fixed(r.sqlPlugin, 2)]
+      return [
+        `${c.number} ${c.id}`,
+        `${fixed(r.rps, 2)}x`,
+        spread(r.rpsRoundsMin, r.rpsRoundsMax, 2, "x"),
+        `${fixed(r.p99, 2)}x`,
+        `${fixed(r.cpu, 2)}x`,
+        `${fixed(r.postgresCpu, 2)}x`,
+        `${fixed(r.machineCpu, 2)}x`,
+        fixed(r.sqlCore, 2),
+        fixed(r.sqlPlugin, 2),
+      ]
     })
   )
 }
@@ -238,7 +255,7 @@ function jsonLine({ settings, cases, targets, captures, memory }) {
         title: c.title,
         core: c.core,
         plugin: c.plugin,
-        ratio: { rps: round(r.rps, 3), rpsRounds: r.rpsRounds.map((x) => round(x, 3)), p99: round(r.p99, 3), cpuPerRequest: round(r.cpu, 3) },
+        ratio: { rps: round(r.rps, 3), rpsRounds: r.rpsRounds.map((x) => round(x, 3)), p99: round(r.p99, 3), cpuPerRequest: round(r.cpu, 3), postgresCpuPerRequest: round(r.postgresCpu, 3), machineCpuPerRequest: round(r.machineCpu, 3) },
       }
     }),
     targets,
