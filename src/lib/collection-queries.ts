@@ -107,8 +107,25 @@ async function collectionRead(manager: EntityManager, rows: FunctionRow[]): Prom
  * commit.
  */
 export async function readCollection(manager: EntityManager, collectionId: string): Promise<CollectionRead | undefined> {
-  const rows: FunctionRow[] = await manager.query(`SELECT kind, body FROM pcp_read_collection_v1($1)`, [collectionId])
+  const rows = await queryOutsideTransaction(manager, `SELECT kind, body FROM pcp_read_collection_v1($1)`, [collectionId])
   return await collectionRead(manager, rows)
+}
+
+type PgPool = { query: (sql: string, params: unknown[]) => Promise<{ rows: FunctionRow[] }> }
+
+/**
+ * One statement on TypeORM's own pool (its driver's `master`), without a
+ * QueryRunner: on the GET path TypeORM's per-query runner (connect, broadcaster,
+ * logging, release) cost more CPU than the statement itself
+ * (`npm run bench -- --profile get`). Same connections, same `pg`; a manager
+ * bound to a transaction keeps using it.
+ */
+async function queryOutsideTransaction(manager: EntityManager, sql: string, params: unknown[]): Promise<FunctionRow[]> {
+  const pool = (manager.connection.driver as unknown as { master?: PgPool }).master
+  if (manager.queryRunner || !pool) {
+    return await manager.query(sql, params)
+  }
+  return (await pool.query(sql, params)).rows
 }
 
 /**
