@@ -15,7 +15,9 @@
 // --show-sql[=full] (print the statements of one request of each kind),
 // --profile <case> [--profile-dir <dir>] (instead of the bench: CPU-profile
 // both backends under --duration s of that case, one after the other, and
-// compare where the time goes), --cases <id,id> (only these cases; the
+// compare where the time goes; --profile-after <id,id> first loads both
+// backends with those cases, --duration s each, to profile the state they
+// leave behind), --cases <id,id> (only these cases; the
 // default is all). Uses DATABASE_URL's server when set, else
 // embedded PostgreSQL.
 
@@ -64,7 +66,7 @@ function usageError(message) {
 }
 
 const CASE_IDS = ["update", "create", "get", "authorize", "create_slow", "host_products", "host_regions", "host_carts"]
-const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>], --cases <id,id>"
+const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>] [--profile-after <id,id>], --cases <id,id>"
 
 function parseArgs(argv, env) {
   const options = {
@@ -74,9 +76,10 @@ function parseArgs(argv, env) {
     showSql: null,
     profile: null,
     profileDir: null,
+    profileAfter: [],
     cases: CASE_IDS,
   }
-  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir", "--cases": "cases" }
+  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir", "--profile-after": "profileAfter", "--cases": "cases" }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
@@ -84,7 +87,7 @@ function parseArgs(argv, env) {
       const value = inline !== undefined ? inline : argv[++i]
       if (value === undefined) throw usageError(`${flag} needs a value (${USAGE})`)
       if (["duration", "rounds", "warmup"].includes(valued[flag])) options[valued[flag]] = Number(value)
-      else if (flag === "--cases") options.cases = value.split(",").filter(Boolean)
+      else if (flag === "--cases" || flag === "--profile-after") options[valued[flag]] = value.split(",").filter(Boolean)
       else options[valued[flag]] = value
     } else if (arg === "--show-sql") options.showSql = "summary"
     else if (arg === "--show-sql=full") options.showSql = "full"
@@ -95,6 +98,9 @@ function parseArgs(argv, env) {
   if (!(options.warmup >= 0)) throw usageError("--warmup must be a number of seconds >= 0")
   if (options.profile !== null && !CASE_IDS.includes(options.profile)) {
     throw usageError(`--profile takes a case: ${CASE_IDS.join(", ")}`)
+  }
+  if (options.profileAfter.some((id) => !CASE_IDS.includes(id))) {
+    throw usageError(`--profile-after takes a comma-separated list of: ${CASE_IDS.join(", ")}`)
   }
   const unknownCase = options.cases.find((id) => !CASE_IDS.includes(id))
   if (unknownCase !== undefined || options.cases.length === 0) {
@@ -411,8 +417,9 @@ function machineTicks() {
   }
 }
 
+/** CPU ticks of each PostgreSQL process, by pid. */
 function postgresTicks() {
-  let ticks = 0
+  const ticks = new Map()
   for (const pid of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue
     try {
@@ -420,10 +427,24 @@ function postgresTicks() {
       const close = stat.lastIndexOf(")")
       if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue
       const fields = stat.slice(close + 2).split(" ")
-      ticks += Number(fields[11]) + Number(fields[12])
+      ticks.set(pid, Number(fields[11]) + Number(fields[12]))
     } catch {
       // The process ended between the listing and the read.
     }
+  }
+  return ticks
+}
+
+/**
+ * PostgreSQL's CPU between two readings, per process: a process that ended
+ * meanwhile (an autovacuum worker, an idle pool connection closed) takes its
+ * CPU with it, so a plain difference of sums can even be negative. What such a
+ * process spent within the window is missed (a small undercount).
+ */
+function postgresTicksBetween(before, after) {
+  let ticks = 0
+  for (const [pid, value] of after) {
+    ticks += value - (before.get(pid) ?? 0)
   }
   return ticks
 }
@@ -446,7 +467,7 @@ async function measuredRun(ctx, backend, duration, spec) {
     stealPercent: measured ? (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.all - ticksBefore.all) : NaN,
     // Everything on the machine during the load (backend, PostgreSQL, fake PSP, load generator).
     machineCpuMicros: measured ? ticksToMicros(ticksAfter.busy - ticksBefore.busy) : NaN,
-    postgresCpuMicros: measured ? ticksToMicros(ticksAfter.postgres - ticksBefore.postgres) : NaN,
+    postgresCpuMicros: measured ? ticksToMicros(postgresTicksBetween(ticksBefore.postgres, ticksAfter.postgres)) : NaN,
   }
 }
 
@@ -533,6 +554,14 @@ async function profileBoth(ctx, backends, seeded, options) {
   // (lazy loading done, and whatever a first provider call switches on).
   for (const backend of backends) await captureEachKind(backend, seeded[backend.name])
   for (const backend of backends) await warmUp(ctx, backend, seeded[backend.name])
+  for (const earlier of benchCases(ctx).filter((c) => options.profileAfter.includes(c.id))) {
+    for (const backend of backends) {
+      if (earlier.before) await earlier.before(backend)
+      log(`${backend.name}: ${earlier.id} for ${options.duration} s before the profile`)
+      await runAutocannon(ctx, backend.url, options.duration, earlier.load(seeded[backend.name]))
+      if (earlier.after) await earlier.after(backend)
+    }
+  }
   for (const backend of backends) if (benchCase.before) await benchCase.before(backend)
   const specs = Object.fromEntries(backends.map((b) => [b.name, benchCase.load(seeded[b.name])]))
   for (const backend of backends) {
