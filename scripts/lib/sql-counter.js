@@ -10,11 +10,16 @@
 //                     rss: its resident set size in bytes)
 //   POST /capture  -> starts recording statements (drops earlier ones)
 //   GET  /captured -> { statements: [{ text, at }] } (at: Date.now()) and stops recording
+//   POST /gc       -> runs full garbage collections, then { rss, heapUsed, heapCommitted, spaces } (bytes;
+//                     spaces: V8's committed size of each heap space): memory
+//                     that the load left in use, not what V8 had not collected yet
 // Without SQL_COUNTER_PORT it does nothing, so an inherited NODE_OPTIONS is harmless.
 
 const http = require("http")
 const Module = require("module")
 const path = require("path")
+const v8 = require("v8")
+const vm = require("vm")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const PORT = Number(process.env.SQL_COUNTER_PORT)
@@ -70,6 +75,13 @@ function handle(req, res) {
       rss: process.memoryUsage().rss,
     })
   }
+  if (req.method === "POST" && req.url === "/gc") {
+    return collectGarbage().then(() => {
+      const { rss, heapUsed } = process.memoryUsage()
+      const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]))
+      sendJson(res, { rss, heapUsed, heapCommitted: v8.getHeapStatistics().total_heap_size, spaces })
+    })
+  }
   if (req.method === "POST" && req.url === "/capture") {
     state.captured = []
     return sendJson(res, { capturing: true })
@@ -80,6 +92,21 @@ function handle(req, res) {
     return sendJson(res, { statements })
   }
   res.writeHead(404).end()
+}
+
+// A gc function for this file only: the backend gets no global `gc`.
+let gc = null
+async function collectGarbage() {
+  if (!gc) {
+    v8.setFlagsFromString("--expose-gc")
+    gc = vm.runInNewContext("gc")
+  }
+  // Twice, a turn apart: finalizers of the first free more for the second.
+  gc()
+  await new Promise((resolve) => setImmediate(resolve))
+  gc()
+  // V8 hands freed pages back to the system on a background thread.
+  await new Promise((resolve) => setTimeout(resolve, 2000))
 }
 
 function serve() {
