@@ -30,18 +30,51 @@ const RETRY_FIRST_MS = 250
 const RETRY_MAX_MS = 10_000
 const RETRY_FOR_MS = 30 * 60_000
 
-async function retryInBackground(write: () => Promise<unknown>): Promise<void> {
+/**
+ * Provider answers this process knows and the journal does not yet (the write
+ * failed: the database was away), by attempt id. Retried in the background,
+ * and by the reconciler before each pass, so a pass never takes a call whose
+ * answer is here for one that died in flight.
+ */
+const heldAnswers = new Map<string, () => Promise<unknown>>()
+
+function holdAnswer(id: string, write: () => Promise<unknown>): void {
+  heldAnswers.set(id, write)
+  void retryInBackground(id)
+}
+
+async function writeHeldAnswer(id: string): Promise<void> {
+  const write = heldAnswers.get(id)
+  if (write) {
+    await write()
+    heldAnswers.delete(id)
+  }
+}
+
+async function retryInBackground(id: string): Promise<void> {
   const giveUpAt = Date.now() + RETRY_FOR_MS
-  for (let wait = RETRY_FIRST_MS; Date.now() < giveUpAt; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
+  for (let wait = RETRY_FIRST_MS; heldAnswers.has(id) && Date.now() < giveUpAt; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
     // Unref'd: a retry never keeps the process alive.
     await new Promise((resolve) => setTimeout(resolve, wait).unref())
     try {
-      await write()
-      return
+      await writeHeldAnswer(id)
     } catch {
       // The database is still away; try again later.
     }
   }
+  heldAnswers.delete(id)
+}
+
+/** Writes every held answer now; stops at the first failure (the database is still away). */
+export async function writeHeldAnswers(): Promise<void> {
+  for (const id of [...heldAnswers.keys()]) {
+    await writeHeldAnswer(id)
+  }
+}
+
+/** Whether this process knows the provider's answer to an attempt that the journal still shows as started. */
+export function holdsAnswer(id: string): boolean {
+  return heldAnswers.has(id)
 }
 
 /** A call that answered after its request stopped waiting, with the journal row as it now is. */
@@ -228,7 +261,7 @@ export class ProviderCalls {
       // answer too (an undo needs the provider's data), so the write is tried
       // again in the background until the database takes it.
       this.journalFailed(row.id, err)
-      void retryInBackground(write)
+      holdAnswer(row.id, write)
     }
   }
 

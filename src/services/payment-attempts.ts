@@ -310,6 +310,22 @@ export default class PaymentAttemptsService {
   }
 
   /**
+   * Marks a call whose answer the journal never got `unknown` — only while it
+   * still has none: false when the answer arrived meanwhile (then it is
+   * finished by what it answered).
+   */
+  async markUnanswered(id: string, resolvedBy: string): Promise<boolean> {
+    const rows = await this.query(
+      `UPDATE payment_collection_attempt
+          SET state = 'unknown', finished_at = now(), resolved_by = $2, next_attempt_at = NULL
+        WHERE id = $1 AND state = 'started'
+        RETURNING id`,
+      [id, resolvedBy]
+    )
+    return rows.length > 0
+  }
+
+  /**
    * A finishing step failed: try again later, backing off (at most an hour).
    * Whoever held the row stops working on it, so its lease ends now.
    */

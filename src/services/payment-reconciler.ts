@@ -5,7 +5,7 @@ import { CollectionLock, InQueue } from "../lib/collection-lock"
 import { CollectionRow, SessionRow, listSessions } from "../lib/collection-queries"
 import { saveCollectionStatus, writeAuthorization } from "../lib/collection-writes"
 import { entityId } from "../lib/entity-id"
-import { CallOrigin, CallSpec, LateAnswer, ProviderCalls } from "../lib/provider-calls"
+import { CallOrigin, CallSpec, LateAnswer, ProviderCalls, holdsAnswer, writeHeldAnswers } from "../lib/provider-calls"
 import { ProviderClient, ProviderOutcome, SessionLike } from "../lib/provider-client"
 import { isAuthorized, statusForAuthorizedAmount } from "../lib/session-plan"
 import { processorContext } from "../lib/session-input"
@@ -156,6 +156,9 @@ export default class PaymentReconcilerService {
 
   private async sweepOnce(): Promise<SweepSummary> {
     const summary: SweepSummary = { collections: 0, finished: 0, skipped: 0 }
+    // Answers this process could not journal while the database was away go
+    // first: otherwise their rows would look like calls that died in flight.
+    await writeHeldAnswers()
     const collectionIds = await this.attempts_.collectionsToReconcile(SWEEP_BATCH)
     for (const collectionId of collectionIds) {
       summary.collections++
@@ -198,8 +201,18 @@ export default class PaymentReconcilerService {
     switch (row.operation) {
       case "initiate":
         if (row.state === "started" || !row.provider_data) {
-          // The process died while the provider was creating something whose id it never told us.
-          await this.attempts_.finish(row.id, "unknown", resolvedBy)
+          // The process died while the provider was creating something whose id it
+          // never told us — unless the answer is only late to reach the journal.
+          if (row.state === "started" && holdsAnswer(row.id)) {
+            throw new Error("this process holds the provider's answer and could not journal it yet")
+          }
+          const marked =
+            row.state === "started"
+              ? await this.attempts_.markUnanswered(row.id, resolvedBy)
+              : await this.attempts_.finish(row.id, "unknown", resolvedBy)
+          if (!marked) {
+            throw new Error("the provider's answer reached the journal meanwhile; the next pass finishes it")
+          }
           this.logger_.warn(
             `medusa-plugin-payment-collections: attempt ${row.id} (initiate at ${row.provider_id} for payment collection ${row.payment_collection_id}) cannot be decided: the provider never answered; marked unknown`
           )
