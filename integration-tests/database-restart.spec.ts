@@ -256,6 +256,15 @@ describe("PostgreSQL going away under load, and coming back", () => {
         },
         { timeoutMs: 30_000, intervalMs: 250 }
       )
+      // No process died: every call's answer reached the backend, so none may be
+      // left undecided (an answer the journal missed while the server was away
+      // is written before the reconciler judges its row).
+      const { rows: undecided } = await db.query(
+        `SELECT id, operation FROM payment_collection_attempt
+          WHERE payment_collection_id = ANY($1) AND state = 'unknown'`,
+        [used]
+      )
+      expect(undecided).toEqual([])
       const { rows: sessions } = await db.query(
         `SELECT ps.*, l.payment_collection_id FROM payment_session ps
            JOIN payment_collection_sessions l ON l.payment_session_id = ps.id
