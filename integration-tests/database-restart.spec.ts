@@ -9,6 +9,7 @@ import { Api, HttpResponse, createApi } from "./helpers/http"
 import { psp } from "./helpers/fake-psp"
 import { base, sleep, waitFor } from "./helpers/payments"
 import { testEnv } from "./helpers/env"
+import { MedusaHost, medusaHost as host } from "./helpers/backend"
 
 // PostgreSQL going away under load, and coming back. The spec runs its own
 // embedded server (stopping the suite's would stop every other spec), migrates
@@ -24,25 +25,8 @@ interface PostgresLib {
   createDatabase(baseUrl: string, name: string): Promise<void>
   databaseUrl(baseUrl: string, name: string): string
 }
-interface MedusaHost {
-  runMigrations(options: { hostDir: string; databaseUrl: string }): Promise<void>
-  startBackend(options: {
-    hostDir: string
-    databaseUrl: string
-    port?: number
-    env?: Record<string, string>
-    logFile?: string
-  }): Promise<{
-    url: string
-    pid: number
-    stop(): Promise<void>
-    output(): string
-  }>
-}
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/postgres.js"))
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const host: MedusaHost = require(path.resolve(__dirname, "../scripts/lib/medusa-host.js"))
 
 const POSTGRES_PROCESS = path.resolve(__dirname, "../scripts/lib/postgres-process.js")
 

@@ -1,7 +1,8 @@
 import path from "path"
 import { testEnv } from "./env"
 
-interface MedusaHost {
+export interface MedusaHost {
+  runMigrations(options: { hostDir: string; databaseUrl: string }): Promise<void>
   startBackend(options: {
     hostDir: string
     databaseUrl: string
@@ -13,7 +14,7 @@ interface MedusaHost {
 
 // Plain CommonJS shared with the scripts; typed here instead of allowJs.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const host: MedusaHost = require(path.resolve(__dirname, "../../scripts/lib/medusa-host.js"))
+export const medusaHost: MedusaHost = require(path.resolve(__dirname, "../../scripts/lib/medusa-host.js"))
 
 export interface ExtraBackend {
   url: string
@@ -38,7 +39,7 @@ export async function startExtraBackend({
   logFile,
 }: { env?: Record<string, string>; logFile?: string } = {}): Promise<ExtraBackend> {
   const { hostDir, backendDatabaseUrl, pspUrl } = testEnv()
-  const backend = await host.startBackend({
+  const backend = await medusaHost.startBackend({
     hostDir,
     databaseUrl: backendDatabaseUrl,
     port: 0,
