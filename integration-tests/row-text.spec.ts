@@ -1,6 +1,6 @@
 import * as fc from "fast-check"
 import { Client } from "pg"
-import { RowShape, recordFields } from "../src/lib/row-text"
+import { RowShape, recordFields } from "../src/db/row-text"
 import { testEnv } from "./helpers/env"
 
 // The plugin's SQL functions answer rows as `row::text`; decoded, each must be

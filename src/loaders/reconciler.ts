@@ -1,7 +1,7 @@
 import type { AwilixContainer } from "awilix"
 import { PluginOptions, resolveOptions } from "../types/options"
-import type PaymentAttemptsService from "../services/payment-attempts"
-import type PaymentReconcilerService from "../services/payment-reconciler"
+import type PaymentCollectionIdempotencyService from "../services/payment-collection-idempotency"
+import type PaymentCollectionJournalService from "../services/payment-collection-journal"
 
 type Logger = { warn: (m: string) => void; info: (m: string) => void }
 
@@ -20,8 +20,8 @@ export default async function startReconciler(
   options?: PluginOptions
 ): Promise<void> {
   const { reconcile_interval_ms } = resolveOptions(options)
-  const reconciler: PaymentReconcilerService = container.resolve("paymentReconcilerService")
-  const attempts: PaymentAttemptsService = container.resolve("paymentAttemptsService")
+  const journal: PaymentCollectionJournalService = container.resolve("paymentCollectionJournalService")
+  const idempotency: PaymentCollectionIdempotencyService = container.resolve("paymentCollectionIdempotencyService")
   const logger: Logger = container.resolve("logger")
 
   let stopped = false
@@ -30,11 +30,12 @@ export default async function startReconciler(
       return
     }
     try {
-      const swept = await reconciler.sweep()
-      const pruned = await reconciler.prune()
-      if (swept.finished || pruned.attempts || pruned.idempotencyKeys) {
+      const swept = await journal.sweep()
+      const attempts = await journal.prune()
+      const keys = await idempotency.deleteExpired()
+      if (swept.finished || attempts || keys) {
         logger.info(
-          `medusa-plugin-payment-collections: reconciler finished ${swept.finished} provider call(s) on ${swept.collections} collection(s) (${swept.skipped} busy), removed ${pruned.attempts} old journal row(s) and ${pruned.idempotencyKeys} expired Idempotency-Key(s)`
+          `medusa-plugin-payment-collections: reconciler finished ${swept.finished} provider call(s) on ${swept.collections} collection(s) (${swept.skipped} busy), removed ${attempts} old journal row(s) and ${keys} expired Idempotency-Key(s)`
         )
       }
     } catch (err) {
@@ -51,7 +52,7 @@ export default async function startReconciler(
     stopped = true
     clearTimeout(boot)
     clearInterval(every)
-    await attempts.close()
+    await journal.close()
   }
   // An awilix singleton registration with a disposer, resolved once so that
   // container.dispose() (Medusa's shutdown) calls it.

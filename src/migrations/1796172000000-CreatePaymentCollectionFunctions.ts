@@ -36,16 +36,27 @@ export class CreatePaymentCollectionFunctions1796172000000 implements MigrationI
 
 /** In creation order (the lock function calls the read function). */
 const FUNCTION_NAMES = [
+  "pcp_commit_attempts_v1",
   "pcp_read_collection_v1",
   "pcp_lock_collection_v1",
   "pcp_write_sessions_v1",
   "pcp_write_authorization_v1",
-  "pcp_finish_authorization_v1",
+  "pcp_save_authorization_status_v1",
   "pcp_start_attempt_v1",
   "pcp_answer_attempt_v1",
 ]
 
 const FUNCTIONS = [
+  // The one place that marks journal rows committed: called by the writes
+  // below, in the request's transaction, so the rows commit with what they
+  // describe or not at all.
+  `CREATE FUNCTION pcp_commit_attempts_v1(p_ids text[])
+  RETURNS void
+  LANGUAGE sql VOLATILE AS $fn$
+    UPDATE payment_collection_attempt
+       SET state = 'committed', finished_at = now(), resolved_by = 'request'
+     WHERE id = ANY(p_ids) AND state IN ('started', 'answered');
+  $fn$;`,
   `CREATE FUNCTION pcp_read_collection_v1(p_collection_id text)
   RETURNS TABLE (kind text, body text)
   LANGUAGE plpgsql STABLE AS $fn$
@@ -105,6 +116,7 @@ const FUNCTIONS = [
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
   BEGIN
+    PERFORM pcp_commit_attempts_v1(p_committed);
     RETURN QUERY
       WITH created AS (
              INSERT INTO payment_session
@@ -122,11 +134,7 @@ const FUNCTIONS = [
               WHERE ps.id = u.id
              RETURNING ps.*),
            removed AS (
-             DELETE FROM payment_session WHERE id = ANY(p_removed)),
-           journaled AS (
-             UPDATE payment_collection_attempt
-                SET state = 'committed', finished_at = now(), resolved_by = 'request'
-              WHERE id = ANY(p_committed) AND state IN ('started', 'answered'))
+             DELETE FROM payment_session WHERE id = ANY(p_removed))
       SELECT * FROM created UNION ALL SELECT * FROM updated;
   END
   $fn$;`,
@@ -136,6 +144,7 @@ const FUNCTIONS = [
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
   BEGIN
+    PERFORM pcp_commit_attempts_v1(p_committed);
     RETURN QUERY
       WITH session AS (
              UPDATE payment_session
@@ -150,16 +159,12 @@ const FUNCTIONS = [
              RETURNING id),
            linked AS (
              INSERT INTO payment_collection_payments (payment_collection_id, payment_id)
-             SELECT p_collection_id, payment.id FROM payment),
-           journaled AS (
-             UPDATE payment_collection_attempt
-                SET state = 'committed', finished_at = now(), resolved_by = 'request'
-              WHERE id = ANY(p_committed) AND state IN ('started', 'answered'))
+             SELECT p_collection_id, payment.id FROM payment)
       SELECT * FROM session;
   END
   $fn$;`,
-  `CREATE FUNCTION pcp_finish_authorization_v1(
-    p_collection_id text, p_status payment_collection.status%TYPE, p_authorized_amount integer, p_committed text[])
+  `CREATE FUNCTION pcp_save_authorization_status_v1(
+    p_collection_id text, p_status payment_collection.status%TYPE, p_authorized_amount integer)
   RETURNS TABLE (kind text, body text)
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
@@ -168,9 +173,6 @@ const FUNCTIONS = [
       RETURN QUERY
         SELECT 'collection'::text, pc::text FROM payment_collection pc WHERE pc.id = p_collection_id;
     ELSE
-      UPDATE payment_collection_attempt
-         SET state = 'committed', finished_at = now(), resolved_by = 'request'
-       WHERE id = ANY(p_committed) AND state IN ('started', 'answered');
       RETURN QUERY
         UPDATE payment_collection pc
            SET status = p_status,

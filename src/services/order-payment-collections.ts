@@ -1,8 +1,8 @@
 import { TransactionBaseService } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
-import type PaymentAttemptsService from "./payment-attempts"
-import type { AttemptPage } from "./payment-attempts"
+import { listAttempts } from "../journal/attempt-log"
+import type { AttemptPage } from "../journal/attempt-types"
 
 /** A session as the admin sees it: never its provider `data` (a Stripe intent's client_secret). */
 export type OrderPaymentSessionView = {
@@ -46,7 +46,6 @@ export const INLINE_ATTEMPTS = 10
 
 type InjectedDependencies = {
   manager: EntityManager
-  paymentAttemptsService: PaymentAttemptsService
 }
 
 // OrderEdit's status is not a column: core derives it after load
@@ -65,12 +64,8 @@ const ORDER_EDIT_STATUS = `CASE
  * listed here leave the server.
  */
 export default class OrderPaymentCollectionsService extends TransactionBaseService {
-  protected readonly paymentAttemptsService_: PaymentAttemptsService
-
   constructor(container: InjectedDependencies, options?: Record<string, unknown>) {
-    // eslint-disable-next-line prefer-rest-params
     super(container, options)
-    this.paymentAttemptsService_ = container.paymentAttemptsService
   }
 
   async listForOrder(orderId: string): Promise<OrderPaymentCollectionView[]> {
@@ -111,12 +106,11 @@ export default class OrderPaymentCollectionsService extends TransactionBaseServi
       throw new MedusaError(MedusaError.Types.NOT_FOUND, `Order with id ${orderId} was not found`)
     }
     const collections = row.collections ?? []
-    const attempts = this.paymentAttemptsService_
     const views: OrderPaymentCollectionView[] = []
     for (const collection of collections) {
       views.push({
         ...collection,
-        attempts: await attempts.listForCollection(collection.id, {
+        attempts: await listAttempts(this.activeManager_, collection.id, {
           limit: INLINE_ATTEMPTS,
           offset: 0,
         }),

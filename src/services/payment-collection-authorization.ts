@@ -1,39 +1,38 @@
-import { EventBusService, PaymentProviderService, TransactionBaseService } from "@medusajs/medusa"
+import { TransactionBaseService } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
-import { CollectionLock } from "../lib/collection-lock"
-import { CollectionRow, SessionRow, finishAuthorization } from "../lib/collection-queries"
-import { CollectionWithPayments, collectionWithPayments } from "../lib/collection-response"
-import { SESSION_STATUSES, markSessionRefused, writeAuthorization } from "../lib/collection-writes"
-import { RequestInfo, workOnCollection } from "../lib/collection-work"
-import { entityId } from "../lib/entity-id"
-import { ProviderCalls } from "../lib/provider-calls"
-import { ProviderClient, ProviderOutcome } from "../lib/provider-client"
-import { providerFailure } from "../lib/provider-failure"
-import { isAuthorized, statusForAuthorizedAmount } from "../lib/session-plan"
+import { CollectionRow, SessionRow } from "../db/collection-queries"
+import { CollectionWithPayments, collectionWithPayments } from "../db/collection-response"
+import { SESSION_STATUSES, markSessionRefused, writeAuthorization } from "../db/collection-writes"
+import { RequestInfo } from "../journal/collection-work"
+import { JournaledCalls } from "../journal/journaled-calls"
+import { ProviderOutcome } from "../providers/provider-client"
+import { providerFailure } from "../providers/provider-failure"
+import { authorizationStatusOf } from "../rules/collection-status"
+import { isAuthorized } from "../rules/session-plan"
 import { PluginOptions, ResolvedPluginOptions, resolveOptions } from "../types/options"
-import type PaymentAttemptsService from "./payment-attempts"
-import type PaymentReconcilerService from "./payment-reconciler"
-import { PAYMENT_AUTHORIZED_EVENT } from "./payment-reconciler"
+import type PaymentCollectionJournalService from "./payment-collection-journal"
 
 type InjectedDependencies = {
   manager: EntityManager
-  paymentProviderService: PaymentProviderService
-  paymentAttemptsService: PaymentAttemptsService
-  paymentReconcilerService: PaymentReconcilerService
-  eventBusService: EventBusService
-  logger: { warn: (m: string) => void; error: (m: string) => void }
+  paymentCollectionJournalService: PaymentCollectionJournalService
 }
 
-export type { CollectionWithPayments } from "../lib/collection-response"
+export type { CollectionWithPayments } from "../db/collection-response"
 
-export type AuthorizationResult = {
+/** What one authorization request came to, all of it committed. */
+type AuthorizationResult = {
   collection: CollectionWithPayments
   /** Sessions whose provider refused (marked `error`). */
   refused: string[]
   /** The first provider that crashed or did not answer: the request's answer once the rest is committed. */
   unavailable?: MedusaError
 }
+
+type OneSession =
+  | { kind: "written"; session: SessionRow; paymentId?: string }
+  | { kind: "refused"; session: SessionRow }
+  | { kind: "unavailable"; error: MedusaError }
 
 /**
  * "Authorize Payment Sessions" and "Authorize Payment Session". Sessions are
@@ -45,44 +44,72 @@ export type AuthorizationResult = {
  * transaction could not record is recorded afterwards (adopted), never voided.
  */
 export default class PaymentCollectionAuthorizationService extends TransactionBaseService {
-  static readonly Events = { PAYMENT_AUTHORIZED: PAYMENT_AUTHORIZED_EVENT }
+  static LIFE_TIME = "SINGLETON"
+  static readonly Events = { PAYMENT_AUTHORIZED: "payment-collection.payment_authorized" }
 
   protected readonly options_: ResolvedPluginOptions
-  protected readonly client_: ProviderClient
-  protected readonly attempts_: PaymentAttemptsService
-  protected readonly reconciler_: PaymentReconcilerService
-  protected readonly eventBusService_: EventBusService
-  protected readonly logger_: InjectedDependencies["logger"]
+  protected readonly journal_: PaymentCollectionJournalService
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
-    // eslint-disable-next-line prefer-rest-params
     super(container, options as Record<string, unknown>)
     this.options_ = resolveOptions(options)
-    this.client_ = new ProviderClient(container.paymentProviderService, this.options_.provider_timeout_ms)
-    this.attempts_ = container.paymentAttemptsService
-    this.reconciler_ = container.paymentReconcilerService
-    this.eventBusService_ = container.eventBusService
-    this.logger_ = container.logger
+    this.journal_ = container.paymentCollectionJournalService
   }
 
   /**
-   * Authorizes the listed sessions that are not authorized yet. A session that
-   * is already authorized is never sent to its provider again.
+   * "Authorize Payment Sessions": authorizes the listed sessions that are not
+   * authorized yet (one already authorized is never sent to its provider
+   * again). Answers the collection; after committing every result, a provider
+   * that crashed or did not answer is the error (502/504), one that refused is
+   * 422.
    */
   async authorizeSessions(
     collectionId: string,
     sessionIds: string[],
     context: Record<string, unknown> = {},
     request: RequestInfo = {}
-  ): Promise<AuthorizationResult> {
-    const deps = {
-      options: this.options_,
-      lock: new CollectionLock(this.manager_, this.options_.lock_timeout_ms),
-      attempts: this.attempts_,
-      reconciler: this.reconciler_,
-      logger: this.logger_,
+  ): Promise<CollectionWithPayments> {
+    const { collection, refused, unavailable } = await this.authorize(collectionId, sessionIds, context, request)
+    if (unavailable) {
+      throw unavailable
     }
-    return await workOnCollection(deps, collectionId, request, async (tx, collection, calls, { sessions }) => {
+    if (refused.length) {
+      throw new MedusaError(
+        MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
+        `The payment provider refused to authorize payment session ${refused.join(", ")}`
+      )
+    }
+    return collection
+  }
+
+  /** "Authorize Payment Session": the session, or 422 when the provider did not authorize it. */
+  async authorizeSession(
+    collectionId: string,
+    sessionId: string,
+    context: Record<string, unknown> = {},
+    request: RequestInfo = {}
+  ): Promise<SessionRow> {
+    const { collection, unavailable } = await this.authorize(collectionId, [sessionId], context, request)
+    if (unavailable) {
+      throw unavailable
+    }
+    const session = collection.payment_sessions.find((s) => s.id === sessionId)
+    if (session?.status !== "authorized") {
+      throw new MedusaError(
+        MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
+        `Failed to authorize Payment Session id "${sessionId}"`
+      )
+    }
+    return session
+  }
+
+  protected async authorize(
+    collectionId: string,
+    sessionIds: string[],
+    context: Record<string, unknown>,
+    request: RequestInfo
+  ): Promise<AuthorizationResult> {
+    return await this.journal_.work(collectionId, request, async (tx, collection, calls, { sessions }) => {
       const known = new Set(sessions.map((s) => s.id))
       const foreign = sessionIds.filter((id) => !known.has(id))
       if (foreign.length) {
@@ -98,25 +125,19 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
   protected async authorizeInLock(
     tx: EntityManager,
     collection: CollectionRow,
-    calls: ProviderCalls,
+    calls: JournaledCalls,
     sessions: SessionRow[],
     requested: ReadonlySet<string>,
     context: Record<string, unknown>
   ): Promise<AuthorizationResult> {
+    const { recorder } = this.journal_
     /** Payments written by this request (core lists them in the order it created them). */
     const createdPaymentIds = new Set<string>()
-    /** Saves the collection's new status and authorized amount, if any, and answers it with its payments. */
-    const answer = async (
-      change: { status: string; authorizedAmount: number } | null,
-      extra: Partial<AuthorizationResult> = {}
-    ) => {
-      const finished = await finishAuthorization(tx, collection.id, change && { ...change, committedAttemptIds: [] })
-      return {
-        collection: collectionWithPayments(finished.collection, sessions, finished.payments, createdPaymentIds),
-        refused: [],
-        ...extra,
-      }
-    }
+    const answer = (saved: { collection: CollectionRow; payments: Record<string, unknown>[] }, extra: Partial<AuthorizationResult> = {}) => ({
+      collection: collectionWithPayments(saved.collection, sessions, saved.payments, createdPaymentIds),
+      refused: [],
+      ...extra,
+    })
     if (collection.status === "canceled") {
       throw new MedusaError(
         MedusaError.Types.NOT_ALLOWED,
@@ -124,10 +145,10 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       )
     }
     if (collection.status === "authorized" && collection.authorized_amount === collection.amount) {
-      return await answer(null)
+      return answer(await recorder.read(tx, collection))
     }
     if (collection.amount <= 0) {
-      return await answer({ status: "authorized", authorizedAmount: 0 })
+      return answer(await recorder.saveStatus(tx, collection, [], { emit: false }))
     }
     if (!sessions.length) {
       throw new MedusaError(
@@ -160,14 +181,12 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       }
     }
 
-    const authorizedAmount = sessions.filter(isAuthorized).reduce((sum, s) => sum + (s.amount ?? 0), 0)
-    const status = statusForAuthorizedAmount(authorizedAmount, collection.amount)
+    const { status, authorizedAmount } = authorizationStatusOf(collection, sessions)
     if (!answered && (unavailable || (status === collection.status && authorizedAmount === collection.authorized_amount))) {
       // Nothing any provider said changed the collection.
-      return await answer(null, { refused, unavailable })
+      return answer(await recorder.read(tx, collection), { refused, unavailable })
     }
-    await this.eventBusService_.withTransaction(tx).emit(PAYMENT_AUTHORIZED_EVENT, { id: collection.id })
-    return await answer({ status, authorizedAmount }, { refused, unavailable })
+    return answer(await recorder.saveStatus(tx, collection, sessions), { refused, unavailable })
   }
 
   /**
@@ -178,26 +197,23 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
   protected async authorizeOne(
     tx: EntityManager,
     collection: CollectionRow,
-    calls: ProviderCalls,
+    calls: JournaledCalls,
     session: SessionRow,
     context: Record<string, unknown>
-  ): Promise<
-    | { kind: "written"; session: SessionRow; paymentId?: string }
-    | { kind: "refused"; session: SessionRow }
-    | { kind: "unavailable"; error: MedusaError }
-  > {
+  ): Promise<OneSession> {
     const providerId = session.provider_id
-    const authorize = await calls.callWithId(
+    const timeoutMs = this.options_.provider_timeout_ms
+    const authorize = await calls.call(
       { operation: "authorize", providerId, sessionId: session.id, amount: session.amount },
-      () => this.client_.authorize(providerId, session, context, tx),
+      () => this.journal_.client.authorize(providerId, session, context, tx),
       (value) => ({ status: value.status, data: value.data })
     )
     const { outcome } = authorize
     if (outcome.kind === "refused") {
-      return { kind: "refused", session: await markSessionRefused(tx, session.id, []) }
+      return { kind: "refused", session: await markSessionRefused(tx, session.id) }
     }
     if (outcome.kind !== "ok") {
-      return { kind: "unavailable", error: providerFailure(providerId, "authorize the payment", outcome, this.options_.provider_timeout_ms) }
+      return { kind: "unavailable", error: providerFailure(providerId, "authorize the payment", outcome, timeoutMs) }
     }
     const { status, data } = outcome.value
     if (!SESSION_STATUSES.includes(status)) {
@@ -206,7 +222,7 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
         message: `it answered the unknown status ${JSON.stringify(status)}`,
         latencyMs: outcome.latencyMs,
       }
-      return { kind: "unavailable", error: providerFailure(providerId, "authorize the payment", invalid, this.options_.provider_timeout_ms) }
+      return { kind: "unavailable", error: providerFailure(providerId, "authorize the payment", invalid, timeoutMs) }
     }
     if (status !== "authorized") {
       calls.willCommit(authorize.attemptId)
@@ -219,43 +235,17 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
       return { kind: "written", session: written }
     }
 
-    // The session as core hands it over after saving the authorization.
-    const now = new Date()
-    const authorizedSession = { ...session, data, status, payment_authorized_at: now, updated_at: now }
-    const paymentData = await calls.callWithId(
-      { operation: "retrieve", providerId, sessionId: session.id, amount: session.amount },
-      () => this.client_.paymentData(providerId, authorizedSession, tx),
-      () => null
-    )
-    if (paymentData.outcome.kind !== "ok") {
+    const recorded = await this.journal_.recorder.record(tx, collection, calls, session, data, [authorize.attemptId])
+    if (!recorded.ok) {
       // The authorization stands at the provider; it is recorded (adopted) once
       // the payment's data can be had. So even a refusal here is no refusal of
       // the shopper's request: the client is told the provider failed (502/504).
       const failed: ProviderOutcome<unknown> =
-        paymentData.outcome.kind === "refused"
-          ? { kind: "error", message: `it authorized the payment but refused its data: ${paymentData.outcome.message}`, latencyMs: paymentData.outcome.latencyMs }
-          : paymentData.outcome
-      return {
-        kind: "unavailable",
-        error: providerFailure(providerId, "retrieve the payment", failed, this.options_.provider_timeout_ms),
-      }
+        recorded.outcome.kind === "refused"
+          ? { kind: "error", message: `it authorized the payment but refused its data: ${recorded.outcome.message}`, latencyMs: recorded.outcome.latencyMs }
+          : recorded.outcome
+      return { kind: "unavailable", error: providerFailure(providerId, "retrieve the payment", failed, timeoutMs) }
     }
-    calls.willCommit(authorize.attemptId)
-    calls.willCommit(paymentData.attemptId)
-    const paymentId = entityId("pay")
-    const written = await writeAuthorization(tx, collection.id, {
-      sessionId: session.id,
-      status,
-      data,
-      payment: {
-        id: paymentId,
-        amount: session.amount ?? 0,
-        currency_code: collection.currency_code,
-        provider_id: providerId,
-        data: paymentData.outcome.value,
-      },
-      committedAttemptIds: [authorize.attemptId, paymentData.attemptId],
-    })
-    return { kind: "written", session: written, paymentId }
+    return { kind: "written", session: recorded.session, paymentId: recorded.paymentId }
   }
 }

@@ -1,7 +1,7 @@
 import { TransactionBaseService } from "@medusajs/medusa"
 import { createHash, randomBytes } from "crypto"
-import { canonicalJson } from "../lib/canonical-json"
 import { MedusaError } from "medusa-core-utils"
+import { canonicalJson } from "../lib/canonical-json"
 import { EntityManager } from "typeorm"
 import {
   PluginOptions,
@@ -40,7 +40,6 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
   protected readonly options_: ResolvedPluginOptions
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
-    // eslint-disable-next-line prefer-rest-params
     super(container, options as Record<string, unknown>)
     this.options_ = resolveOptions(options)
   }
@@ -135,6 +134,23 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
   /** Forgets a key whose request ended in a way a retry should re-run. */
   async release(id: string): Promise<void> {
     await this.manager_.query(`DELETE FROM idempotency_key WHERE id = $1`, [id])
+  }
+
+  /**
+   * Retention (run by the reconciler's timer): the plugin's keys older than
+   * `idempotency_key_ttl_seconds` that are answered or whose request is long
+   * gone. Answers how many went.
+   */
+  async deleteExpired(): Promise<number> {
+    const deleted: { id: string }[] = await this.manager_.query(
+      `DELETE FROM idempotency_key
+        WHERE idempotency_key LIKE $1
+          AND created_at < now() - make_interval(secs => $2)
+          AND (response_code IS NOT NULL OR locked_at IS NULL OR locked_at < now() - make_interval(secs => $2))
+        RETURNING id`,
+      [`${KEY_PREFIX}%`, this.options_.idempotency_key_ttl_seconds]
+    )
+    return deleted.length
   }
 }
 

@@ -36,7 +36,6 @@ export default class PaymentCollectionProviderService extends TransactionBaseSer
   protected readonly paymentProviderService_: PaymentProviderService
 
   constructor(container: InjectedDependencies, options?: Record<string, unknown>) {
-    // eslint-disable-next-line prefer-rest-params
     super(container, options)
     this.paymentProviderService_ = container.paymentProviderService
   }

@@ -1,38 +1,30 @@
-import { PaymentProviderService, TransactionBaseService } from "@medusajs/medusa"
+import { PaymentCollectionService, TransactionBaseService } from "@medusajs/medusa"
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
+import { CollectionRead, CollectionRow, RegionWithProviders, SessionRow } from "../db/collection-queries"
+import { CollectionWithSessions, collectionWithSessions, createdSessionResponse, sessionResponse } from "../db/collection-response"
+import { NewSession, SessionUpdate } from "../db/collection-writes"
 import { AlreadySetHints } from "../lib/already-set-hints"
-import { CollectionLock } from "../lib/collection-lock"
-import { CollectionRead, CollectionRow, RegionWithProviders, SessionRow, readCollection } from "../lib/collection-queries"
-import { CollectionWithSessions, collectionWithSessions, createdSessionResponse, sessionResponse } from "../lib/collection-response"
-import { NewSession, SessionUpdate, writeSessionChanges } from "../lib/collection-writes"
-import { RequestInfo, workOnCollection } from "../lib/collection-work"
-import { entityId } from "../lib/entity-id"
-import { CallSpec, ProviderCalls } from "../lib/provider-calls"
-import { ProviderClient, ProviderOutcome } from "../lib/provider-client"
-import { providerFailure } from "../lib/provider-failure"
-import { CustomerLike, processorContext } from "../lib/session-input"
-import { RequestedSession, isAuthorized, planSessions } from "../lib/session-plan"
+import { isUnknownFieldOrRelation } from "../lib/errors"
+import { RequestInfo } from "../journal/collection-work"
+import { JournaledCalls } from "../journal/journaled-calls"
+import { RequestedSession, isAuthorized, planSessions } from "../rules/session-plan"
 import { PluginOptions, ResolvedPluginOptions, resolveOptions } from "../types/options"
-import type PaymentAttemptsService from "./payment-attempts"
-import type PaymentReconcilerService from "./payment-reconciler"
+import type PaymentCollectionJournalService from "./payment-collection-journal"
+import type PaymentCollectionStoreService from "./payment-collection-store"
 
 type InjectedDependencies = {
   manager: EntityManager
-  paymentProviderService: PaymentProviderService
-  paymentAttemptsService: PaymentAttemptsService
-  paymentReconcilerService: PaymentReconcilerService
-  logger: { warn: (m: string) => void; error: (m: string) => void }
+  paymentCollectionService: PaymentCollectionService
+  paymentCollectionStoreService: PaymentCollectionStoreService
+  paymentCollectionJournalService: PaymentCollectionJournalService
 }
 
-export type { CollectionWithSessions } from "../lib/collection-response"
-export type { RequestInfo } from "../lib/collection-work"
+export type { CollectionWithSessions } from "../db/collection-response"
+export type { RequestInfo } from "../journal/collection-work"
 
 const SESSION_STATUSES_ALLOWED = ["not_paid", "awaiting"]
 const BATCH_STATUSES_ALLOWED = ["not_paid", "awaiting", "partially_authorized"]
-
-/** One per process: which collections are worth trying the lock-free read on. */
-const alreadySetHints = new AlreadySetHints()
 
 /** Core's GET loads `region` without its providers. */
 function withoutProviders(region: RegionWithProviders["region"]): Record<string, unknown> {
@@ -40,42 +32,58 @@ function withoutProviders(region: RegionWithProviders["region"]): Record<string,
   return rest
 }
 
-/** The id a provider gives its own object (a Stripe intent's `pi_…`), when it has one. */
-function providerObjectId(data: Record<string, unknown> | null | undefined): unknown {
-  return data?.id
-}
-
 /**
  * The session endpoints of the group: "Get a PaymentCollection", "Create a
  * Payment Session", "Manage Payment Sessions" (batch) and "Refresh a Payment
  * Session". Each change runs under the collection's lock with every provider
- * call journaled (see lib/collection-work.ts); authorization lives in
- * payment-collection-authorization.ts.
+ * call journaled (see journal/collection-work.ts); authorization lives in
+ * payment-collection-authorization.ts. One per process: it keeps the hints of
+ * which collections a repeated create may answer without the lock.
  */
 export default class PaymentCollectionSessionService extends TransactionBaseService {
+  static LIFE_TIME = "SINGLETON"
+
   protected readonly options_: ResolvedPluginOptions
-  protected readonly client_: ProviderClient
-  protected readonly attempts_: PaymentAttemptsService
-  protected readonly reconciler_: PaymentReconcilerService
-  protected readonly logger_: InjectedDependencies["logger"]
+  protected readonly collections_: PaymentCollectionStoreService
+  protected readonly journal_: PaymentCollectionJournalService
+  protected readonly paymentCollectionService_: PaymentCollectionService
+  protected readonly alreadySetHints_ = new AlreadySetHints()
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
-    // eslint-disable-next-line prefer-rest-params
     super(container, options as Record<string, unknown>)
     this.options_ = resolveOptions(options)
-    this.client_ = new ProviderClient(container.paymentProviderService, this.options_.provider_timeout_ms)
-    this.attempts_ = container.paymentAttemptsService
-    this.reconciler_ = container.paymentReconcilerService
-    this.logger_ = container.logger
+    this.collections_ = container.paymentCollectionStoreService
+    this.journal_ = container.paymentCollectionJournalService
+    this.paymentCollectionService_ = container.paymentCollectionService
   }
 
   /**
-   * "Get a PaymentCollection" with core's default fields and relations, read
-   * without core's query building (requests with `fields`/`expand` go to
-   * core's PaymentCollectionService instead).
+   * "Get a PaymentCollection". Without `fields`/`expand` (no `config`) the
+   * plugin reads core's default fields and relations itself; with them, core's
+   * service answers — except that a field or relation the entity lacks is the
+   * client's 400, not core's 500, and the attempt journal is not the shopper's
+   * to expand.
    */
-  async retrieveWithDefaults(collectionId: string): Promise<Record<string, unknown>> {
-    const read = await readCollection(this.manager_, collectionId)
+  async retrieve(collectionId: string, config?: { relations?: string[] }): Promise<Record<string, unknown>> {
+    if (!config) {
+      return await this.retrieveWithDefaults(collectionId)
+    }
+    const relations = config.relations ?? []
+    if (relations.some((relation) => relation === "attempts" || relation.startsWith("attempts."))) {
+      // The attempt journal is the merchant's (GET /admin/payment-collections/:id/attempts).
+      throw new MedusaError(MedusaError.Types.INVALID_DATA, "Invalid fields or expand: attempts cannot be expanded here")
+    }
+    return await this.paymentCollectionService_.retrieve(collectionId, config as never).catch((err: unknown) => {
+      if (isUnknownFieldOrRelation(err)) {
+        throw new MedusaError(MedusaError.Types.INVALID_DATA, `Invalid fields or expand: ${(err as Error).message}`)
+      }
+      throw err
+    }) as unknown as Record<string, unknown>
+  }
+
+  /** "Get a PaymentCollection" with core's default fields and relations, read without core's query building. */
+  protected async retrieveWithDefaults(collectionId: string): Promise<Record<string, unknown>> {
+    const read = await this.collections_.read(collectionId)
     if (!read) {
       throw new MedusaError(
         MedusaError.Types.NOT_FOUND,
@@ -107,7 +115,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     providerId: string,
     request: RequestInfo = {}
   ): Promise<CollectionWithSessions> {
-    const unchanged = alreadySetHints.suggests(collectionId, providerId)
+    const unchanged = this.alreadySetHints_.suggests(collectionId, providerId)
       ? await this.answerIfAlreadySet(collectionId, providerId)
       : undefined
     if (unchanged) {
@@ -122,7 +130,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         session_id: sameProvider?.id,
       }
       const answer = await this.applySessions(tx, collection, calls, current, [wanted], request)
-      alreadySetHints.remember(collection.id, providerId)
+      this.alreadySetHints_.remember(collection.id, providerId)
       return answer
     })
   }
@@ -140,7 +148,7 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     providerId: string
   ): Promise<CollectionWithSessions | undefined> {
-    const read = await readCollection(this.manager_, collectionId)
+    const read = await this.collections_.read(collectionId)
     if (!read?.region) {
       return undefined
     }
@@ -197,15 +205,16 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
           `Payment provider ${session.provider_id} is not available for this payment collection: it must be installed, enabled on the region and not switched off for payment collections`
         )
       }
-      const customer = await this.retrieveCustomer(tx, request.customerId)
-      const created = await this.initiate(
+      const changes = this.journal_.sessionChanges
+      const customer = await changes.customer(tx, request.customerId)
+      const created = await changes.initiate(
         tx,
         collection,
         calls,
         { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
         customer
       )
-      const [row] = await this.write(tx, collection, calls, { created: [created], updated: [], removed: [session] })
+      const [row] = await changes.write(tx, collection, calls, { created: [created], updated: [], removed: [session] })
       return createdSessionResponse(row)
     })
   }
@@ -213,16 +222,9 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
   protected async work<T>(
     collectionId: string,
     request: RequestInfo,
-    work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls, read: CollectionRead) => Promise<T>
+    work: (tx: EntityManager, collection: CollectionRow, calls: JournaledCalls, read: CollectionRead) => Promise<T>
   ): Promise<T> {
-    const deps = {
-      options: this.options_,
-      lock: new CollectionLock(this.manager_, this.options_.lock_timeout_ms),
-      attempts: this.attempts_,
-      reconciler: this.reconciler_,
-      logger: this.logger_,
-    }
-    return await workOnCollection(deps, collectionId, request, work)
+    return await this.journal_.work(collectionId, request, work)
   }
 
   protected assertStatus(collection: CollectionRow, allowed: string[]): void {
@@ -240,20 +242,17 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * applies at once on every instance) and installed in this backend.
    */
   protected usableProviders(enabledProviderIds: string[]): Set<string> {
-    return new Set(enabledProviderIds.filter((id) => this.client_.isInstalled(id)))
+    return new Set(enabledProviderIds.filter((id) => this.journal_.client.isInstalled(id)))
   }
 
   /**
    * Turns the collection's sessions into exactly `requested` and answers the
    * collection with its region and sessions, in the requested order (as core).
-   * New sessions are initiated and changed ones updated before anything is
-   * written; removed sessions are deleted at their provider once the
-   * transaction has committed (staged in it, so a rollback drops them).
    */
   protected async applySessions(
     tx: EntityManager,
     collection: CollectionRow,
-    calls: ProviderCalls,
+    calls: JournaledCalls,
     current: CollectionRead,
     requested: RequestedSession[],
     request: RequestInfo
@@ -265,130 +264,30 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       requested,
       usableProviders: this.usableProviders(enabledProviderIds),
     })
-
+    const changes = this.journal_.sessionChanges
     const needsProvider = plan.create.length || plan.update.length
-    const customer = needsProvider ? await this.retrieveCustomer(tx, request.customerId) : null
+    const customer = needsProvider ? await changes.customer(tx, request.customerId) : null
 
     const created: NewSession[] = []
     for (const wanted of plan.create) {
-      created.push(await this.initiate(tx, collection, calls, wanted, customer))
+      created.push(await changes.initiate(tx, collection, calls, wanted, customer))
     }
     const updated: SessionUpdate[] = []
     const replaced: SessionRow[] = []
     for (const { session, amount } of plan.update) {
-      const context = processorContext(collection, amount, customer)
-      const outcome = await this.callProvider(
-        calls,
-        { operation: "update", providerId: session.provider_id, sessionId: session.id, amount },
-        "update the payment",
-        () => this.client_.update(session.provider_id, session, context, tx),
-        (value) => value.sessionData ?? null
-      )
-      const data = outcome.sessionData
-      if (data && providerObjectId(data) !== undefined && providerObjectId(data) !== providerObjectId(session.data)) {
-        // The provider answered with a new object (Stripe re-initiates when the customer
-        // differs): the old one is deleted once this commits.
+      const result = await changes.update(tx, collection, calls, session, amount, customer)
+      updated.push(result.update)
+      if (result.replaced) {
         replaced.push(session)
       }
-      updated.push({ id: session.id, amount, data })
     }
 
-    const rows = await this.write(tx, collection, calls, { created, updated, removed: plan.remove, replaced })
+    const rows = await changes.write(tx, collection, calls, { created, updated, removed: plan.remove, replaced })
     const byId = new Map(rows.map((row) => [row.id, row]))
     const createdIds = new Set(created.map((c) => c.id))
     const payment_sessions = plan.steps.map((step) =>
       step.kind === "create" ? byId.get(created.shift()!.id)! : byId.get(step.session.id) ?? step.session
     )
     return collectionWithSessions(collection, region, payment_sessions, createdIds)
-  }
-
-  protected async initiate(
-    tx: EntityManager,
-    collection: CollectionRow,
-    calls: ProviderCalls,
-    wanted: RequestedSession,
-    customer: CustomerLike | null
-  ): Promise<NewSession> {
-    // The session's id is chosen first, so its journal row names what a commit would hold.
-    const id = entityId("ps")
-    const context = processorContext(collection, wanted.amount, customer)
-    const { sessionData } = await this.callProvider(
-      calls,
-      { operation: "initiate", providerId: wanted.provider_id, sessionId: id, amount: wanted.amount },
-      "initiate the payment",
-      () => this.client_.initiate(wanted.provider_id, context, tx),
-      (value) => value.sessionData
-    )
-    return { id, provider_id: wanted.provider_id, amount: wanted.amount, data: sessionData }
-  }
-
-  /**
-   * One journaled call whose success this request writes in its transaction;
-   * a failure ends the request (what was done before is finished afterwards).
-   */
-  protected async callProvider<T>(
-    calls: ProviderCalls,
-    spec: CallSpec,
-    action: string,
-    invoke: () => Promise<ProviderOutcome<T>>,
-    effectData: (value: T) => Record<string, unknown> | null
-  ): Promise<T> {
-    const { outcome, attemptId } = await calls.callWithId(spec, invoke, effectData)
-    if (outcome.kind !== "ok") {
-      throw providerFailure(spec.providerId, action, outcome, this.options_.provider_timeout_ms)
-    }
-    calls.willCommit(attemptId)
-    return outcome.value
-  }
-
-  /**
-   * Writes the sessions and links, marks the journal rows committed, and stages
-   * the deletes of removed (or replaced) provider sessions, all in the
-   * request's transaction.
-   */
-  protected async write(
-    tx: EntityManager,
-    collection: CollectionRow,
-    calls: ProviderCalls,
-    changes: { created: NewSession[]; updated: SessionUpdate[]; removed: SessionRow[]; replaced?: SessionRow[] }
-  ): Promise<SessionRow[]> {
-    const toDelete = [...changes.removed, ...(changes.replaced ?? [])]
-    if (toDelete.length) {
-      const staged = await this.attempts_.stage(
-        tx,
-        toDelete.map((session) => ({
-          collectionId: collection.id,
-          sessionId: session.id,
-          providerId: session.provider_id,
-          operation: "delete" as const,
-          amount: session.amount,
-          currencyCode: collection.currency_code,
-          providerData: session.data,
-          requestId: calls.origin.requestId,
-          idempotencyKey: calls.origin.idempotencyKey,
-        })),
-        // The request deletes them right after its commit, one after the other.
-        toDelete.length * this.options_.provider_timeout_ms + this.attempts_.leaseMs
-      )
-      calls.addStaged(staged)
-    }
-    return await writeSessionChanges(tx, collection.id, {
-      created: changes.created,
-      updated: changes.updated,
-      removedIds: changes.removed.map((s) => s.id),
-      committedAttemptIds: calls.committedIds(),
-    })
-  }
-
-  /** The logged-in customer's email, which core passes to providers (as the cart's email). */
-  protected async retrieveCustomer(tx: EntityManager, customerId?: string): Promise<CustomerLike | null> {
-    if (!customerId) {
-      return null
-    }
-    const [customer]: CustomerLike[] = await tx.query(
-      `SELECT id, email FROM customer WHERE id = $1 AND deleted_at IS NULL`,
-      [customerId]
-    )
-    return customer ?? null
   }
 }

@@ -1,5 +1,5 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { validateBody } from "../../../../../lib/validate-body"
+import { validateBody } from "../../../../http/validate-body"
 import type PaymentCollectionProviderService from "../../../../../services/payment-collection-provider"
 import { AdminPostPaymentCollectionProviderReq } from "../../validators"
 

@@ -1,6 +1,6 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { requestInfoOf, sessionServiceOf } from "../../../../../lib/request-context"
-import { validatedBodyOf } from "../../../../../lib/validate-body"
+import { requestInfoOf, sessionServiceOf } from "../../../../http/request-context"
+import { validatedBodyOf } from "../../../../http/validate-body"
 import { StorePaymentCollectionSessionsReq } from "../../validators"
 
 /** Create a Payment Session. */

@@ -1,5 +1,5 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { requestInfoOf, sessionServiceOf } from "../../../../../../lib/request-context"
+import { requestInfoOf, sessionServiceOf } from "../../../../../http/request-context"
 
 /** Refresh a Payment Session: a new provider session replaces it. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {

@@ -1,25 +1,13 @@
 import type { MedusaRequest, MedusaResponse } from "@medusajs/medusa"
-import { MedusaError } from "medusa-core-utils"
-import { authorizationServiceOf, requestContextOf, requestInfoOf } from "../../../../../../../lib/request-context"
+import { authorizationServiceOf, requestContextOf, requestInfoOf } from "../../../../../../http/request-context"
 
-/** Authorize Payment Session: 422 when the provider does not authorize it. */
+/** Authorize Payment Session. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
-  const { id, session_id } = req.params
-  const { collection, unavailable } = await authorizationServiceOf(req).authorizeSessions(
-    id,
-    [session_id],
+  const payment_session = await authorizationServiceOf(req).authorizeSession(
+    req.params.id,
+    req.params.session_id,
     requestContextOf(req),
     requestInfoOf(req)
   )
-  if (unavailable) {
-    throw unavailable
-  }
-  const session = collection.payment_sessions.find((s) => s.id === session_id)
-  if (session?.status !== "authorized") {
-    throw new MedusaError(
-      MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
-      `Failed to authorize Payment Session id "${session_id}"`
-    )
-  }
-  res.status(200).json({ payment_session: session })
+  res.status(200).json({ payment_session })
 }

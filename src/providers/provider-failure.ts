@@ -1,5 +1,5 @@
 import { MedusaError } from "medusa-core-utils"
-import { paymentProviderUnavailable } from "./errors"
+import { paymentProviderUnavailable } from "../lib/errors"
 import { ProviderOutcome } from "./provider-client"
 
 type Failure = Exclude<ProviderOutcome<unknown>, { kind: "ok" }>

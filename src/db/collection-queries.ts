@@ -1,5 +1,5 @@
 import { EntityManager } from "typeorm"
-import { RowTable, decodeRows, inEntityOrder } from "./row-shapes"
+import { RowDecoder, RowTable } from "./row-shapes"
 
 /**
  * The plugin's reads. The hot ones are calls of the plugin's SQL functions
@@ -69,9 +69,9 @@ const TABLE_OF_KIND: Record<string, RowTable> = {
 }
 
 /** The rows of one function call, decoded, by kind (`providers` is JSON). */
-async function decodeByKind(manager: EntityManager, rows: FunctionRow[]) {
+async function decodeByKind(manager: EntityManager, decoder: RowDecoder, rows: FunctionRow[]) {
   const tableRows = rows.filter((r) => r.kind in TABLE_OF_KIND)
-  const decoded = await decodeRows(
+  const decoded = await decoder.decode(
     manager,
     tableRows.map((r) => [TABLE_OF_KIND[r.kind], r.body])
   )
@@ -80,18 +80,22 @@ async function decodeByKind(manager: EntityManager, rows: FunctionRow[]) {
   return { byKind, providers: providers ? (JSON.parse(providers.body) as ProviderFlags[]) : [] }
 }
 
-async function collectionRead(manager: EntityManager, rows: FunctionRow[]): Promise<CollectionRead | undefined> {
+async function collectionRead(
+  manager: EntityManager,
+  decoder: RowDecoder,
+  rows: FunctionRow[]
+): Promise<CollectionRead | undefined> {
   if (!rows.length) {
     return undefined
   }
-  const { byKind, providers } = await decodeByKind(manager, rows)
+  const { byKind, providers } = await decodeByKind(manager, decoder, rows)
   const [region] = byKind("region")
   return {
     collection: byKind("collection")[0] as CollectionRow,
     sessions: byKind("session") as SessionRow[],
     region: region
       ? {
-          ...(inEntityOrder(manager, "region", region) as RegionRow),
+          ...(decoder.inEntityOrder(manager, "region", region) as RegionRow),
           payment_providers: providers.map(({ id, is_installed }) => ({ id, is_installed })),
         }
       : null,
@@ -106,9 +110,13 @@ async function collectionRead(manager: EntityManager, rows: FunctionRow[]): Prom
  * collection's state with sessions from before or after another request's
  * commit.
  */
-export async function readCollection(manager: EntityManager, collectionId: string): Promise<CollectionRead | undefined> {
+export async function readCollection(
+  manager: EntityManager,
+  decoder: RowDecoder,
+  collectionId: string
+): Promise<CollectionRead | undefined> {
   const rows = await queryOutsideTransaction(manager, `SELECT kind, body FROM pcp_read_collection_v1($1)`, [collectionId])
-  return await collectionRead(manager, rows)
+  return await collectionRead(manager, decoder, rows)
 }
 
 type PgPool = { query: (sql: string, params: unknown[]) => Promise<{ rows: FunctionRow[] }> }
@@ -138,6 +146,7 @@ async function queryOutsideTransaction(manager: EntityManager, sql: string, para
  */
 export async function lockCollection(
   tx: EntityManager,
+  decoder: RowDecoder,
   collectionId: string,
   lockTimeoutMs: number
 ): Promise<CollectionRead | undefined> {
@@ -145,33 +154,33 @@ export async function lockCollection(
     collectionId,
     `${Math.ceil(lockTimeoutMs)}ms`,
   ])
-  return await collectionRead(tx, rows)
+  return await collectionRead(tx, decoder, rows)
 }
 
 /**
  * The end of an authorization: the collection's new status and authorized
- * amount (with the journal rows marked committed), or none when nothing
- * changed, and the collection's payments — one call.
+ * amount, or none when nothing changed, and the collection's payments — one
+ * call.
  */
-export async function finishAuthorization(
+export async function saveAuthorizationStatus(
   tx: EntityManager,
+  decoder: RowDecoder,
   collectionId: string,
-  change: { status: string; authorizedAmount: number; committedAttemptIds: string[] } | null
+  change: { status: string; authorizedAmount: number } | null
 ): Promise<{ collection: CollectionRow; payments: Record<string, unknown>[] }> {
-  const rows: FunctionRow[] = await tx.query(`SELECT kind, body FROM pcp_finish_authorization_v1($1, $2, $3, $4)`, [
+  const rows: FunctionRow[] = await tx.query(`SELECT kind, body FROM pcp_save_authorization_status_v1($1, $2, $3)`, [
     collectionId,
     change?.status ?? null,
     change?.authorizedAmount ?? null,
-    change?.committedAttemptIds ?? [],
   ])
-  const { byKind } = await decodeByKind(tx, rows)
+  const { byKind } = await decodeByKind(tx, decoder, rows)
   return {
     collection: byKind("collection")[0] as CollectionRow,
-    payments: byKind("payment").map((p) => inEntityOrder(tx, "payment", p)),
+    payments: byKind("payment").map((p) => decoder.inEntityOrder(tx, "payment", p)),
   }
 }
 
-/** The collection's sessions, for the reconciler (off the request path). */
+/** The collection's sessions, for the finisher (off the request path). */
 export async function listSessions(tx: EntityManager, collectionId: string): Promise<SessionRow[]> {
   return await tx.query(
     `SELECT ps.* FROM payment_session ps

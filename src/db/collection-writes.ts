@@ -3,11 +3,11 @@ import { CollectionRow, SessionRow } from "./collection-queries"
 
 /**
  * The plugin's writes, each a single statement: the rows core's
- * PaymentProviderService would write (same columns, same values), the join
- * rows that link them to the collection, and the journal rows marked
- * committed in the same statement, so they commit together or not at all.
- * The hot ones are the plugin's SQL functions (migration
- * CreatePaymentCollectionFunctions), planned once per connection.
+ * PaymentProviderService would write (same columns, same values) and the join
+ * rows that link them to the collection. The hot ones are the plugin's SQL
+ * functions (migration CreatePaymentCollectionFunctions), planned once per
+ * connection; those also mark the request's journal rows committed
+ * (pcp_commit_attempts_v1), so rows and journal commit together or not at all.
  */
 
 export type NewSession = {
@@ -90,45 +90,28 @@ export async function writeAuthorization(
 }
 
 /** A refused authorization: the session is marked `error` (core rolls it all back instead). */
-export async function markSessionRefused(
-  tx: EntityManager,
-  sessionId: string,
-  committedAttemptIds: string[]
-): Promise<SessionRow> {
+export async function markSessionRefused(tx: EntityManager, sessionId: string): Promise<SessionRow> {
   const rows: SessionRow[] = await tx.query(
-    `WITH journaled AS (
-            UPDATE payment_collection_attempt
-               SET state = 'committed', finished_at = now(), resolved_by = 'request'
-             WHERE id = ANY($2::text[]) AND state IN ('started', 'answered'))
-     UPDATE payment_session SET status = 'error', updated_at = now()
-      WHERE id = $1
-     RETURNING *`,
-    [sessionId, committedAttemptIds]
+    `UPDATE payment_session SET status = 'error', updated_at = now() WHERE id = $1 RETURNING *`,
+    [sessionId]
   )
   return updatedRows<SessionRow>(rows)[0]
 }
 
 /**
- * A collection's status and authorized amount from its authorized sessions,
- * as one statement: the sum is computed from the rows, never carried over.
+ * A collection's status and authorized amount, as one statement (the amount
+ * is computed by the caller from the authorized sessions, never carried over).
  */
 export async function saveCollectionStatus(
   tx: EntityManager,
   collectionId: string,
   status: string,
-  authorizedAmount: number,
-  committedAttemptIds: string[] = []
+  authorizedAmount: number
 ): Promise<CollectionRow> {
   const rows = await tx.query(
-    `WITH journaled AS (
-            UPDATE payment_collection_attempt
-               SET state = 'committed', finished_at = now(), resolved_by = 'request'
-             WHERE id = ANY($4::text[]) AND state IN ('started', 'answered'))
-     UPDATE payment_collection
-        SET status = $2, authorized_amount = $3, updated_at = now()
-      WHERE id = $1
-      RETURNING *`,
-    [collectionId, status, authorizedAmount, committedAttemptIds]
+    `UPDATE payment_collection SET status = $2, authorized_amount = $3, updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [collectionId, status, authorizedAmount]
   )
   return updatedRows<CollectionRow>(rows)[0]
 }

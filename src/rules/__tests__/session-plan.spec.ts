@@ -1,4 +1,10 @@
-import { planSessions, statusForAuthorizedAmount, ExistingSession } from "../session-plan"
+import { statusForAuthorizedAmount } from "../collection-status"
+import { planSessions, ExistingSession, SessionPlan } from "../session-plan"
+
+/** The existing sessions a plan keeps as they are. */
+function kept<S extends ExistingSession>(plan: SessionPlan<S>): S[] {
+  return plan.steps.flatMap((step) => (step.kind === "keep" ? [step.session] : []))
+}
 
 const usable = new Set(["manual", "test-pay"])
 
@@ -32,16 +38,16 @@ describe("planSessions", () => {
     })
     expect(plan.create).toEqual([{ provider_id: "manual", amount: 1000 }])
     expect(plan.update).toEqual([])
-    expect(plan.keep).toEqual([])
+    expect(kept(plan)).toEqual([])
     expect(plan.remove).toEqual([])
   })
 
   it("keeps an unchanged session and removes the ones not listed", () => {
-    const kept = session({ id: "ps_keep", amount: 600 })
+    const unchanged = session({ id: "ps_keep", amount: 600 })
     const dropped = session({ id: "ps_drop", amount: 400, provider_id: "test-pay" })
     const plan = planSessions({
       collectionAmount: 1000,
-      existing: [kept, dropped],
+      existing: [unchanged, dropped],
       requested: [
         { provider_id: "manual", amount: 600, session_id: "ps_keep" },
         { provider_id: "test-pay", amount: 300 },
@@ -49,7 +55,7 @@ describe("planSessions", () => {
       ],
       usableProviders: usable,
     })
-    expect(plan.keep).toEqual([kept])
+    expect(kept(plan)).toEqual([unchanged])
     expect(plan.create).toEqual([
       { provider_id: "test-pay", amount: 300 },
       { provider_id: "manual", amount: 100 },
@@ -253,7 +259,7 @@ describe("planSessions", () => {
       ],
       usableProviders: usable,
     })
-    expect(plan.keep).toEqual([authorized])
+    expect(kept(plan)).toEqual([authorized])
     expect(plan.create).toEqual([{ provider_id: "manual", amount: 600 }])
     expect(plan.remove).toEqual([failed])
   })

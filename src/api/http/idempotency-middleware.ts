@@ -1,8 +1,8 @@
 import type { MedusaRequest } from "@medusajs/medusa"
 import type { NextFunction, Response } from "express"
 import { MedusaError } from "medusa-core-utils"
-import type PaymentCollectionIdempotencyService from "../services/payment-collection-idempotency"
-import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../services/payment-collection-idempotency"
+import type PaymentCollectionIdempotencyService from "../../services/payment-collection-idempotency"
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../../services/payment-collection-idempotency"
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key"
 export const IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed"

@@ -1,6 +1,6 @@
 import { AbstractPaymentProcessor, PaymentProviderService } from "@medusajs/medusa"
 import { EntityManager } from "typeorm"
-import { isMedusaError } from "./errors"
+import { isMedusaError } from "../lib/errors"
 import { ProcessorContext } from "./session-input"
 
 /**

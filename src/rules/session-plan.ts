@@ -27,8 +27,6 @@ export type SessionPlan<S extends ExistingSession> = {
   create: RequestedSession[]
   /** Existing sessions whose amount changes (provider update). */
   update: { session: S; amount: number }[]
-  /** Existing sessions kept exactly as they are (no provider call). */
-  keep: S[]
   /** Existing sessions to delete at their provider and in the database. */
   remove: S[]
 }
@@ -172,18 +170,6 @@ export function planSessions<S extends ExistingSession>(input: {
     update: ordered.flatMap((s) =>
       s.kind === "update" ? [{ session: s.session, amount: s.amount }] : []
     ),
-    keep: ordered.flatMap((s) => (s.kind === "keep" ? [s.session] : [])),
     remove,
   }
-}
-
-/** Core's collection statuses after an authorization attempt. */
-export function statusForAuthorizedAmount(
-  authorized: number,
-  amount: number
-): "awaiting" | "partially_authorized" | "authorized" {
-  if (authorized <= 0) {
-    return "awaiting"
-  }
-  return authorized < amount ? "partially_authorized" : "authorized"
 }

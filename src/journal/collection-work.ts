@@ -1,10 +1,11 @@
 import { EntityManager } from "typeorm"
-import type PaymentAttemptsService from "../services/payment-attempts"
-import type PaymentReconcilerService from "../services/payment-reconciler"
-import { CollectionLock } from "./collection-lock"
-import { CollectionRead, CollectionRow } from "./collection-queries"
-import { ProviderCalls } from "./provider-calls"
+import { CollectionLock } from "../db/collection-lock"
+import { CollectionRead, CollectionRow } from "../db/collection-queries"
 import { ResolvedPluginOptions, requestBudgetMs } from "../types/options"
+import { AttemptStore } from "./attempt-store"
+import { Finisher } from "./finisher"
+import { HeldAnswers } from "./held-answers"
+import { JournaledCalls } from "./journaled-calls"
 
 /** What a request tells the services about itself (journal rows name it). */
 export type RequestInfo = {
@@ -16,10 +17,18 @@ export type RequestInfo = {
 export type CollectionWorkDeps = {
   options: ResolvedPluginOptions
   lock: CollectionLock
-  attempts: PaymentAttemptsService
-  reconciler: PaymentReconcilerService
+  store: AttemptStore
+  heldAnswers: HeldAnswers
+  finisher: Finisher
   logger: { warn: (m: string) => void; error: (m: string) => void }
 }
+
+export type CollectionWork<T> = (
+  tx: EntityManager,
+  collection: CollectionRow,
+  calls: JournaledCalls,
+  read: CollectionRead
+) => Promise<T>
 
 /**
  * A request's work on one collection: under the collection's lock, with its
@@ -33,7 +42,7 @@ export async function workOnCollection<T>(
   deps: CollectionWorkDeps,
   collectionId: string,
   request: RequestInfo,
-  work: (tx: EntityManager, collection: CollectionRow, calls: ProviderCalls, read: CollectionRead) => Promise<T>
+  work: CollectionWork<T>
 ): Promise<T> {
   const started = Date.now()
   return await deps.lock.run(collectionId, async (inQueue) => {
@@ -44,7 +53,9 @@ export async function workOnCollection<T>(
       idempotencyKey: request.idempotencyKey,
       deadline: started + requestBudgetMs(deps.options),
     }
-    const calls = new ProviderCalls(deps.attempts, origin, deps.logger, (late) => deps.reconciler.finishLate(late))
+    const calls = new JournaledCalls(deps.store, deps.heldAnswers, origin, deps.logger, (late) =>
+      deps.finisher.finishLate(late)
+    )
     let committed = false
     try {
       const result = await inQueue.locked(
@@ -57,7 +68,7 @@ export async function workOnCollection<T>(
       committed = true
       return result
     } finally {
-      await deps.reconciler.finishForRequest(inQueue, collectionId, calls.toFinish(committed), origin.deadline)
+      await deps.finisher.finishForRequest(inQueue, collectionId, calls.toFinish(committed), origin.deadline)
       calls.done()
     }
   })

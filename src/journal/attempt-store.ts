@@ -1,114 +1,16 @@
-import { hostname } from "os"
-import { randomBytes } from "crypto"
-import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
+import { updatedRows } from "../db/collection-writes"
+import { JournalQueries } from "../db/journal-pool"
 import { entityId } from "../lib/entity-id"
-import { SettledOutcome } from "../lib/provider-client"
-import { PluginOptions, ResolvedPluginOptions, resolveOptions } from "../types/options"
-
-/**
- * The attempt journal: one row per call the plugin makes to a payment
- * provider. A row's state says how far its effect got:
- *
- *   started    written and committed BEFORE the provider is called
- *   answered   the provider answered with an effect the database does not hold yet
- *   committed  the request's transaction committed the rows for it (same transaction)
- *   undone     the request did not commit and nothing of it remains at the provider
- *   adopted    the effect (an authorization) was recorded in the database after its request
- *   failed     the provider refused or crashed: no effect
- *   unknown    cannot be decided (a process died while an initiate call was in flight:
- *              the provider never told us the id of what it may have created)
- *
- * started/answered rows of requests that are over are finished by the request
- * itself or, when it could not (it died), by the reconciler.
- */
-export type AttemptState =
-  | "started"
-  | "answered"
-  | "committed"
-  | "undone"
-  | "adopted"
-  | "failed"
-  | "unknown"
-
-export type AttemptOperation = "initiate" | "update" | "authorize" | "retrieve" | "status" | "delete" | "cancel"
-
-export const OPEN_STATES: AttemptState[] = ["started", "answered"]
-
-/** The parts of a `pg` pool the journal uses (the host's `pg`, through TypeORM's driver). */
-type Pool = {
-  query(sql: string, params: unknown[]): Promise<{ rows: unknown[] }>
-  end(): Promise<void>
-  on(event: "error", listener: (err: Error) => void): void
-}
-
-/** A journal row as the admin sees it: never any provider data. */
-export type AttemptView = {
-  id: string
-  session_id: string | null
-  provider_id: string
-  operation: string
-  state: string
-  outcome: string | null
-  error_code: string | null
-  error_message: string | null
-  amount: number | null
-  latency_ms: number | null
-  request_id: string | null
-  created_at: Date
-}
-
-export type AttemptPage = { attempts: AttemptView[]; count: number; limit: number; offset: number }
-
-/** A full journal row, provider data included (server-side only). */
-export type AttemptRow = {
-  id: string
-  payment_collection_id: string
-  payment_session_id: string | null
-  provider_id: string
-  operation: AttemptOperation
-  state: AttemptState
-  outcome: string | null
-  amount: number | null
-  currency_code: string | null
-  provider_data: Record<string, unknown> | null
-  request_id: string | null
-  process: string
-  recovery_attempts: number
-}
-
-export type NewAttempt = {
-  collectionId: string
-  sessionId?: string | null
-  providerId: string
-  operation: AttemptOperation
-  amount?: number | null
-  currencyCode?: string | null
-  /** What the call is about (for a delete: the session data the provider needs). */
-  providerData?: Record<string, unknown> | null
-  requestId?: string | null
-  idempotencyKey?: string | null
-}
-
-type InjectedDependencies = {
-  manager: EntityManager
-  logger: { warn: (m: string) => void; error: (m: string) => void }
-}
-
-/** The columns an admin may read; provider_data stays server-side. */
-const VIEW_COLUMNS = `id, payment_session_id AS session_id, provider_id, operation, state, outcome,
-  error_code, error_message, amount, latency_ms, request_id, created_at`
+import { SettledOutcome } from "../providers/provider-client"
+import { ResolvedPluginOptions } from "../types/options"
+import { AttemptRow, AttemptState, NewAttempt, PROCESS_ID, startedRow } from "./attempt-types"
 
 const ROW_COLUMNS = `id, payment_collection_id, payment_session_id, provider_id, operation, state, outcome,
   amount, currency_code, provider_data, request_id, process, recovery_attempts`
 
-/** Connections of the journal's own pool, per backend process. */
-const JOURNAL_POOL_SIZE = 4
 const MAX_TEXT = 1000
 const MAX_ID = 255
-
-/** This process, as journal rows name their owner. */
-export const PROCESS_ID = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`
 
 function clip(value: string | null | undefined, max: number): string | null {
   if (value === null || value === undefined) {
@@ -120,36 +22,29 @@ function clip(value: string | null | undefined, max: number): string | null {
 }
 
 /**
- * The journal's writes go through a small pool of its own, not TypeORM's: a
- * `started` row must be committed while the request's transaction is open, and
- * with every TypeORM connection held by a request waiting on a provider, a
- * journal write from the same pool could never get one.
+ * Every write of the attempt journal (`payment_collection_attempt`), and the
+ * reads the finisher and the reconciler make: on the journal's own pool, so a
+ * `started` row is committed before its provider call whatever the request's
+ * transaction holds, or inside a request's transaction where a row must commit
+ * with the request's rows. Rows are marked committed by the plugin's SQL
+ * write functions (pcp_commit_attempts_v1), in the same statement as the rows.
  */
-export default class PaymentAttemptsService {
-  /** One pool per process (awilix's Lifetime.SINGLETON). */
-  static LIFE_TIME = "SINGLETON"
-
-  protected readonly manager_: EntityManager
-  protected readonly logger_: InjectedDependencies["logger"]
-  protected readonly options_: ResolvedPluginOptions
-  private pool_: Pool | undefined
-
-  constructor(container: InjectedDependencies, options?: PluginOptions) {
-    this.manager_ = container.manager
-    this.logger_ = container.logger
-    this.options_ = resolveOptions(options)
-  }
+export class AttemptStore {
+  constructor(
+    private readonly pool: JournalQueries,
+    private readonly options: ResolvedPluginOptions
+  ) {}
 
   /** How long a started call belongs to its request before the reconciler may finish it. */
   get leaseMs(): number {
-    return 2 * this.options_.provider_timeout_ms
+    return 2 * this.options.provider_timeout_ms
   }
 
   /**
    * Records, committed, that a provider call is about to be made. If this
    * throws, the provider must not be called.
    */
-  async start(attempt: NewAttempt): Promise<string> {
+  async start(attempt: NewAttempt): Promise<AttemptRow> {
     const id = entityId("pcatt")
     await this.query(`SELECT pcp_start_attempt_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
       id,
@@ -165,13 +60,12 @@ export default class PaymentAttemptsService {
       PROCESS_ID,
       this.leaseMs,
     ])
-    return id
+    return startedRow(id, attempt)
   }
 
   /**
    * Records what the provider answered, the moment it answers: `answered`
    * with the data an undo needs, or `failed` when there was no effect.
-   * `effect` false: an answer with nothing to finish (a read).
    */
   async answer(
     id: string,
@@ -203,7 +97,7 @@ export default class PaymentAttemptsService {
           outcome.kind === "refused" ? outcome.code ?? outcome.type ?? "refused" : outcome.kind === "timeout" ? "payment_provider_timeout" : "payment_provider_error",
           MAX_ID
         ),
-        outcome.kind === "timeout" ? `no answer within ${this.options_.provider_timeout_ms} ms` : clip(outcome.message, MAX_TEXT),
+        outcome.kind === "timeout" ? `no answer within ${this.options.provider_timeout_ms} ms` : clip(outcome.message, MAX_TEXT),
         outcome.latencyMs,
       ]
     )
@@ -216,23 +110,7 @@ export default class PaymentAttemptsService {
           SET outcome = 'timeout', error_code = 'payment_provider_timeout',
               error_message = $2, latency_ms = $3
         WHERE id = $1 AND state = 'started'`,
-      [id, `no answer within ${this.options_.provider_timeout_ms} ms`, latencyMs]
-    )
-  }
-
-  /**
-   * Inside the request's transaction: its rows are committed together with
-   * what they describe, or not at all.
-   */
-  async markCommitted(tx: EntityManager, ids: string[]): Promise<void> {
-    if (!ids.length) {
-      return
-    }
-    await tx.query(
-      `UPDATE payment_collection_attempt
-          SET state = 'committed', finished_at = now(), resolved_by = 'request'
-        WHERE id = ANY($1) AND state IN ('started', 'answered')`,
-      [ids]
+      [id, `no answer within ${this.options.provider_timeout_ms} ms`, latencyMs]
     )
   }
 
@@ -276,21 +154,7 @@ export default class PaymentAttemptsService {
         leaseMs,
       ]
     )
-    return attempts.map((a, i) => ({
-      id: ids[i],
-      payment_collection_id: a.collectionId,
-      payment_session_id: a.sessionId ?? null,
-      provider_id: a.providerId,
-      operation: a.operation,
-      state: "started",
-      outcome: null,
-      amount: a.amount ?? null,
-      currency_code: a.currencyCode ?? null,
-      provider_data: a.providerData ?? null,
-      request_id: a.requestId ?? null,
-      process: PROCESS_ID,
-      recovery_attempts: 0,
-    }))
+    return attempts.map((a, i) => startedRow(ids[i], a))
   }
 
   /** Moves an open row to its final state; false when it was no longer open. */
@@ -336,7 +200,7 @@ export default class PaymentAttemptsService {
               next_attempt_at = now() + make_interval(secs => LEAST(3600, $3::double precision / 1000 * 2 ^ LEAST(recovery_attempts, 12))),
               error_message = COALESCE($2, error_message)
         WHERE id = $1`,
-      [id, clip(error, MAX_TEXT), this.options_.reconcile_interval_ms]
+      [id, clip(error, MAX_TEXT), this.options.reconcile_interval_ms]
     )
   }
 
@@ -391,95 +255,13 @@ export default class PaymentAttemptsService {
                         AND created_at < now() - make_interval(days => $1)
                       LIMIT $2)
         RETURNING id`,
-      [this.options_.attempt_retention_days, batch]
+      [this.options.attempt_retention_days, batch]
     )
     return rows.length
   }
 
-  async listForCollection(
-    collectionId: string,
-    page: { limit: number; offset: number }
-  ): Promise<AttemptPage> {
-    const [row]: { exists: boolean; count: number; attempts: AttemptView[] | null }[] =
-      await this.manager_.query(
-        `SELECT EXISTS (SELECT 1 FROM payment_collection WHERE id = $1) AS exists,
-                (SELECT count(*)::int FROM payment_collection_attempt WHERE payment_collection_id = $1) AS count,
-                (SELECT json_agg(a) FROM (
-                   SELECT ${VIEW_COLUMNS} FROM payment_collection_attempt
-                    WHERE payment_collection_id = $1
-                    ORDER BY created_at DESC, id DESC
-                    LIMIT $2 OFFSET $3) a) AS attempts`,
-        [collectionId, page.limit, page.offset]
-      )
-    if (!row.exists) {
-      throw new MedusaError(
-        MedusaError.Types.NOT_FOUND,
-        `Payment collection with id ${collectionId} was not found`
-      )
-    }
-    return { attempts: row.attempts ?? [], count: row.count, ...page }
-  }
-
-  /** Closes the journal's pool (backend shutdown). */
-  async close(): Promise<void> {
-    const pool = this.pool_
-    this.pool_ = undefined
-    await pool?.end()
-  }
-
   async query<T = any>(sql: string, params: unknown[]): Promise<T[]> {
-    const result = await this.pool().query(sql, params)
+    const result = await this.pool.query(sql, params)
     return result.rows as T[]
   }
-
-  private pool(): Pool {
-    if (!this.pool_) {
-      this.pool_ = this.createPool()
-    }
-    return this.pool_
-  }
-
-  /** Same server and settings as TypeORM's pool (and the same `pg`), but its own connections. */
-  private createPool(): Pool {
-    const driver = this.manager_.connection.driver as unknown as {
-      postgres: { Pool: new (config: Record<string, unknown>) => Pool }
-      options: {
-        url?: string
-        host?: string
-        port?: number
-        username?: string
-        password?: string
-        database?: string
-        ssl?: unknown
-        extra?: Record<string, unknown>
-      }
-    }
-    const { options } = driver
-    const pool = new driver.postgres.Pool({
-      connectionString: options.url,
-      host: options.host,
-      user: options.username,
-      password: options.password,
-      database: options.database,
-      port: options.port,
-      ssl: options.ssl,
-      ...(options.extra ?? {}),
-      max: JOURNAL_POOL_SIZE,
-      // Never the reason a process stays up, never a request stuck on a dead server.
-      allowExitOnIdle: true,
-      idleTimeoutMillis: 30_000,
-      connectionTimeoutMillis: this.options_.lock_timeout_ms,
-      query_timeout: this.options_.lock_timeout_ms,
-    })
-    pool.on("error", (err: Error) =>
-      this.logger_.warn(`medusa-plugin-payment-collections: attempt journal connection failed: ${err.message}`)
-    )
-    return pool
-  }
-}
-
-/** UPDATE ... RETURNING answers [rows, count] through TypeORM's postgres driver. */
-function updatedRows(result: unknown): unknown[] {
-  const rows = result as unknown[]
-  return (Array.isArray(rows[0]) ? rows[0] : rows) as unknown[]
 }

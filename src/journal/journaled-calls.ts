@@ -1,8 +1,9 @@
 import { MedusaError } from "medusa-core-utils"
-import type PaymentAttemptsService from "../services/payment-attempts"
-import type { AttemptOperation, AttemptRow } from "../services/payment-attempts"
-import { databaseUnavailable, isConnectionFailure, paymentProviderUnavailable } from "./errors"
-import { ProviderOutcome, SettledOutcome } from "./provider-client"
+import { databaseUnavailable, isConnectionFailure, paymentProviderUnavailable } from "../lib/errors"
+import { ProviderOutcome, SettledOutcome } from "../providers/provider-client"
+import { AttemptStore } from "./attempt-store"
+import { AttemptOperation, AttemptRow } from "./attempt-types"
+import { HeldAnswers } from "./held-answers"
 
 export type CallSpec = {
   operation: AttemptOperation
@@ -25,58 +26,6 @@ export type CallOrigin = {
 
 type Logger = { warn: (m: string) => void; error: (m: string) => void }
 
-/** Backoff of a journal write retried in the background: 250 ms doubling to 10 s, for up to 30 minutes. */
-const RETRY_FIRST_MS = 250
-const RETRY_MAX_MS = 10_000
-const RETRY_FOR_MS = 30 * 60_000
-
-/**
- * Provider answers this process knows and the journal does not yet (the write
- * failed: the database was away), by attempt id. Retried in the background,
- * and by the reconciler before each pass, so a pass never takes a call whose
- * answer is here for one that died in flight.
- */
-const heldAnswers = new Map<string, () => Promise<unknown>>()
-
-function holdAnswer(id: string, write: () => Promise<unknown>): void {
-  heldAnswers.set(id, write)
-  void retryInBackground(id)
-}
-
-async function writeHeldAnswer(id: string): Promise<void> {
-  const write = heldAnswers.get(id)
-  if (write) {
-    await write()
-    heldAnswers.delete(id)
-  }
-}
-
-async function retryInBackground(id: string): Promise<void> {
-  const giveUpAt = Date.now() + RETRY_FOR_MS
-  for (let wait = RETRY_FIRST_MS; heldAnswers.has(id) && Date.now() < giveUpAt; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
-    // Unref'd: a retry never keeps the process alive.
-    await new Promise((resolve) => setTimeout(resolve, wait).unref())
-    try {
-      await writeHeldAnswer(id)
-    } catch {
-      // The database is still away; try again later.
-    }
-  }
-  heldAnswers.delete(id)
-}
-
-/** Writes every held answer now; stops at the first failure (the database is still away). */
-export async function writeHeldAnswers(): Promise<void> {
-  for (const id of [...heldAnswers.keys()]) {
-    await writeHeldAnswer(id)
-  }
-}
-
-/** Whether this process knows the provider's answer to an attempt that the journal still shows as started. */
-export function holdsAnswer(id: string): boolean {
-  return heldAnswers.has(id)
-}
-
 /** A call that answered after its request stopped waiting, with the journal row as it now is. */
 export type LateAnswer = { row: AttemptRow; outcome: SettledOutcome<unknown> }
 
@@ -86,7 +35,7 @@ export type LateAnswer = { row: AttemptRow; outcome: SettledOutcome<unknown> }
  * moment it arrives, and every row is remembered here so that the request can
  * have it committed with its own rows or finish it when it does not commit.
  */
-export class ProviderCalls {
+export class JournaledCalls {
   private readonly rows_ = new Map<string, AttemptRow>()
   private readonly staged = new Set<string>()
   private readonly committing = new Set<string>()
@@ -95,7 +44,8 @@ export class ProviderCalls {
   readonly requestOver = new Promise<void>((resolve) => (this.over = resolve))
 
   constructor(
-    private readonly attempts: PaymentAttemptsService,
+    private readonly attempts: AttemptStore,
+    private readonly heldAnswers: HeldAnswers,
     readonly origin: CallOrigin,
     private readonly logger: Logger,
     /** Finishes a call whose answer came after the request stopped waiting for it. */
@@ -107,19 +57,11 @@ export class ProviderCalls {
   }
 
   /**
-   * Calls a provider through `invoke`, journaled. `effectData` turns an `ok`
-   * value into what an undo needs (null: nothing to undo).
+   * Calls a provider through `invoke`, journaled, and tells the journal row's
+   * id. `effectData` turns an `ok` value into what an undo needs (null:
+   * nothing to undo).
    */
   async call<T>(
-    spec: CallSpec,
-    invoke: () => Promise<ProviderOutcome<T>>,
-    effectData: (value: T) => Record<string, unknown> | null
-  ): Promise<ProviderOutcome<T>> {
-    return (await this.callWithId(spec, invoke, effectData)).outcome
-  }
-
-  /** `call`, also telling the journal row's id. */
-  async callWithId<T>(
     spec: CallSpec,
     invoke: () => Promise<ProviderOutcome<T>>,
     effectData: (value: T) => Record<string, unknown> | null
@@ -209,9 +151,9 @@ export class ProviderCalls {
       requestId: this.origin.requestId,
       idempotencyKey: this.origin.idempotencyKey,
     }
-    let id: string
+    let row: AttemptRow
     try {
-      id = await this.attempts.start(attempt)
+      row = await this.attempts.start(attempt)
     } catch (err) {
       // Without its record a call could not be finished after a crash: it is not made.
       const reason = (err as Error).message
@@ -223,22 +165,7 @@ export class ProviderCalls {
             `The attempt journal could not record the ${spec.operation} call to payment provider ${spec.providerId} (${reason}); have the plugin's migrations been run?`
           )
     }
-    const row: AttemptRow = {
-      id,
-      payment_collection_id: attempt.collectionId,
-      payment_session_id: attempt.sessionId,
-      provider_id: attempt.providerId,
-      operation: attempt.operation,
-      state: "started",
-      outcome: null,
-      amount: attempt.amount,
-      currency_code: attempt.currencyCode,
-      provider_data: attempt.providerData,
-      request_id: attempt.requestId ?? null,
-      process: "",
-      recovery_attempts: 0,
-    }
-    this.rows_.set(id, row)
+    this.rows_.set(row.id, row)
     return row
   }
 
@@ -261,7 +188,7 @@ export class ProviderCalls {
       // answer too (an undo needs the provider's data), so the write is tried
       // again in the background until the database takes it.
       this.journalFailed(row.id, err)
-      holdAnswer(row.id, write)
+      this.heldAnswers.hold(row.id, write)
     }
   }
 

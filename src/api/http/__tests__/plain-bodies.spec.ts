@@ -5,7 +5,7 @@ import {
   StorePaymentCollectionSessionsReq,
   StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
   StorePostPaymentCollectionsBatchSessionsReq,
-} from "../validators"
+} from "../../store/payment-collections/validators"
 
 // The cheap check must never accept what class-validator refuses, and what it
 // builds must be what class-validator builds. It may pass on anything (then

@@ -7,8 +7,8 @@ import {
   isDatabaseUnavailableError,
   isPaymentProviderUnavailable,
   pgCode,
-} from "./errors"
-import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "./plugin-info"
+} from "../../lib/errors"
+import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "../../lib/plugin-info"
 
 /** PostgreSQL's refusal of a text value (a NUL byte, an untranslatable character). */
 function isInvalidTextParameter(err: unknown): boolean {

@@ -1,17 +1,15 @@
 import { MedusaError } from "medusa-core-utils"
 import { EntityManager } from "typeorm"
+import { PG_LOCK_NOT_AVAILABLE, conflictError, isRetryableConflict, pgCode } from "../lib/errors"
+import { KeyedQueue } from "../lib/keyed-queue"
 import { CollectionRead, CollectionRow, lockCollection } from "./collection-queries"
-import { PG_LOCK_NOT_AVAILABLE, conflictError, isRetryableConflict, pgCode } from "./errors"
-import { KeyedQueue } from "./keyed-queue"
+import { RowDecoder } from "./row-shapes"
 
 /** Backoff between attempts at a row another process holds: 5, 10, 20 … 100 ms. */
 const LOCK_RETRY_MIN_MS = 5
 const LOCK_RETRY_MAX_MS = 100
 /** Attempts at a transaction that hit a serialization failure or deadlock. */
 const MAX_CONFLICT_ATTEMPTS = 3
-
-/** One per process: see KeyedQueue for why it exists next to the row lock. */
-const collectionQueue = new KeyedQueue()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -38,11 +36,16 @@ export type TryResult<T> = { locked: true; value: T } | { locked: false; reason:
  *
  * (2) is taken with NOWAIT and retried with backoff until `lockTimeoutMs`:
  * a request waiting for another process never holds a pool connection.
+ *
+ * One per process (held by the PaymentCollectionStoreService): `queue` is the
+ * process's (1), see KeyedQueue for why it exists next to the row lock.
  */
 export class CollectionLock {
   constructor(
     private readonly manager: EntityManager,
-    private readonly lockTimeoutMs: number
+    private readonly lockTimeoutMs: number,
+    private readonly queue: KeyedQueue,
+    private readonly decoder: RowDecoder
   ) {}
 
   /** (1) then (2): what a request does. `inQueue` runs more locked work in the same turn. */
@@ -50,17 +53,17 @@ export class CollectionLock {
     collectionId: string,
     work: (inQueue: InQueue) => Promise<T>
   ): Promise<T> {
-    return await collectionQueue.run(
+    return await this.queue.run(
       collectionId,
       this.lockTimeoutMs,
-      () => work(new InQueue(this.manager, collectionId, this.lockTimeoutMs)),
+      () => work(new InQueue(this.manager, this.decoder, collectionId, this.lockTimeoutMs)),
       () => busy(collectionId)
     )
   }
 
   /** (1) and (2), giving up at once when a request holds either: what the reconciler does. */
   async tryNow<T>(collectionId: string, work: LockedWork<T>): Promise<TryResult<T>> {
-    if (collectionQueue.isBusy(collectionId)) {
+    if (this.queue.isBusy(collectionId)) {
       return { locked: false, reason: "busy" }
     }
     return await this.run(collectionId, (inQueue) => inQueue.tryOnce(work))
@@ -70,6 +73,7 @@ export class CollectionLock {
 export class InQueue {
   constructor(
     private readonly manager: EntityManager,
+    private readonly decoder: RowDecoder,
     private readonly collectionId: string,
     private readonly lockTimeoutMs: number
   ) {}
@@ -124,7 +128,7 @@ export class InQueue {
 
   private async transaction<T>(work: LockedWork<T>, deadline: number): Promise<T> {
     return await this.manager.transaction(async (tx) => {
-      const read = await lockCollection(tx, this.collectionId, Math.max(1, deadline - Date.now())).catch((err) => {
+      const read = await lockCollection(tx, this.decoder, this.collectionId, Math.max(1, deadline - Date.now())).catch((err) => {
         throw pgCode(err) === PG_LOCK_NOT_AVAILABLE ? new CollectionBusy() : err
       })
       if (!read) {

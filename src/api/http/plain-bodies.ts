@@ -6,7 +6,7 @@ import {
   StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
   StorePostPaymentCollectionsBatchSessionsReq,
   StorePostPaymentCollectionsSessionsReq,
-} from "./validators"
+} from "../store/payment-collections/validators"
 
 /**
  * A cheap check before class-validator, for the bodies storefronts send:

@@ -1,7 +1,7 @@
 import type { MedusaRequest } from "@medusajs/medusa"
-import type { RequestInfo } from "./collection-work"
-import type PaymentCollectionAuthorizationService from "../services/payment-collection-authorization"
-import type PaymentCollectionSessionService from "../services/payment-collection-session"
+import type PaymentCollectionAuthorizationService from "../../services/payment-collection-authorization"
+import type PaymentCollectionSessionService from "../../services/payment-collection-session"
+import type { RequestInfo } from "../../services/payment-collection-session"
 import { IDEMPOTENCY_KEY_HEADER } from "./idempotency-middleware"
 
 /** The logged-in customer, when the storefront sent one (optional auth). */

@@ -1,6 +1,6 @@
 import { json, NextFunction, Request, Response } from "express"
 import { MedusaError } from "medusa-core-utils"
-import { MAX_ID_LENGTH } from "../api/store/payment-collections/validators"
+import { MAX_ID_LENGTH } from "../store/payment-collections/validators"
 
 /**
  * JSON bodies only. Medusa gives a plugin's routes JSON, text and urlencoded
