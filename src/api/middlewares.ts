@@ -3,18 +3,18 @@ import {
   type MiddlewaresConfig,
 } from "@medusajs/medusa"
 import type { NextFunction, Request, Response } from "express"
-import { paymentCollectionsErrorHandler } from "../lib/error-handler"
-import { idempotency } from "../lib/idempotency-middleware"
+import { paymentCollectionsErrorHandler } from "./http/error-handler"
+import { idempotency } from "./http/idempotency-middleware"
 import { SERVED_BY_HEADER, SERVED_BY_VALUE } from "../lib/plugin-info"
-import { jsonBodyOnly, oncePerRequest, rejectImpossibleIds } from "../lib/request-guards"
-import { validateBody } from "../lib/validate-body"
+import { jsonBodyOnly, oncePerRequest, rejectImpossibleIds } from "./http/request-guards"
+import { validateBody } from "./http/validate-body"
 import {
   StoreGetPaymentCollectionsParams,
   StorePaymentCollectionSessionsReq,
   StorePostPaymentCollectionsBatchSessionsAuthorizeReq,
   StorePostPaymentCollectionsBatchSessionsReq,
 } from "./store/payment-collections/validators"
-import { plainAuthorizeBody, plainBatchBody, plainCreateBody } from "./store/payment-collections/plain-bodies"
+import { plainAuthorizeBody, plainBatchBody, plainCreateBody } from "./http/plain-bodies"
 
 /** Core's defaults for "Get a PaymentCollection" (api/routes/store/payment-collections). */
 export const defaultStorePaymentCollectionFields = [
@@ -49,51 +49,55 @@ function markServedByPlugin(_req: Request, res: Response, next: NextFunction) {
   next()
 }
 
-const SESSION_ROUTES = [
-  "/store/payment-collections/:id/sessions",
-  "/store/payment-collections/:id/sessions/batch",
-  "/store/payment-collections/:id/sessions/batch/authorize",
-  "/store/payment-collections/:id/sessions/:session_id",
-  "/store/payment-collections/:id/sessions/:session_id/authorize",
-]
+type BodyCheck = [dto: new () => object, plain: (body: unknown) => object | undefined]
 
 /**
- * The body each POST takes, by path (refresh and single authorize take none),
- * and its cheap check (plain-bodies.ts). Matched on the request's own path:
- * Express also runs the middlewares of `/:id/sessions/:session_id` for
- * `/:id/sessions/batch`.
+ * The session routes, each with the body it takes (refresh and single
+ * authorize take none) and its cheap check (plain-bodies.ts). Medusa registers
+ * these middlewares in this order, and Express runs the middlewares of every
+ * pattern a path matches: `/sessions/batch` also matches `/:session_id`, and
+ * `/sessions/batch/authorize` also matches `/:session_id/authorize`. The
+ * routes with a body come first, so a body is validated before any chain
+ * claims an Idempotency-Key (only a valid request claims one).
  */
-const BODIES: [RegExp, new () => object, (body: unknown) => object | undefined][] = [
-  [/\/sessions\/batch\/authorize\/?$/, StorePostPaymentCollectionsBatchSessionsAuthorizeReq, plainAuthorizeBody],
-  [/\/sessions\/batch\/?$/, StorePostPaymentCollectionsBatchSessionsReq, plainBatchBody],
-  [/\/payment-collections\/[^/]+\/sessions\/?$/, StorePaymentCollectionSessionsReq, plainCreateBody],
+const SESSION_ROUTES: { matcher: string; body?: BodyCheck }[] = [
+  { matcher: "/store/payment-collections/:id/sessions", body: [StorePaymentCollectionSessionsReq, plainCreateBody] },
+  {
+    matcher: "/store/payment-collections/:id/sessions/batch",
+    body: [StorePostPaymentCollectionsBatchSessionsReq, plainBatchBody],
+  },
+  {
+    matcher: "/store/payment-collections/:id/sessions/batch/authorize",
+    body: [StorePostPaymentCollectionsBatchSessionsAuthorizeReq, plainAuthorizeBody],
+  },
+  { matcher: "/store/payment-collections/:id/sessions/:session_id" },
+  { matcher: "/store/payment-collections/:id/sessions/:session_id/authorize" },
 ]
 
-/**
- * Validates the body before anything else happens (an Idempotency-Key is only
- * claimed for a request that passed), leaving it on `req.validatedBody`.
- */
-async function validateSessionBody(req: Request, _res: Response, next: NextFunction) {
-  const body = BODIES.find(([path]) => path.test(req.path))
-  if (!body) {
-    return next()
-  }
-  const [, dto, plain] = body
-  try {
-    ;(req as Request & { validatedBody?: unknown }).validatedBody = plain(req.body) ?? (await validateBody(dto, req.body))
-    next()
-  } catch (err) {
-    next(err)
+/** Validates the body, leaving it on `req.validatedBody`: the cheap check, else class-validator. */
+function validateSessionBody([dto, plain]: BodyCheck) {
+  return async (req: Request, _res: Response, next: NextFunction) => {
+    try {
+      ;(req as Request & { validatedBody?: unknown }).validatedBody = plain(req.body) ?? (await validateBody(dto, req.body))
+      next()
+    } catch (err) {
+      next(err)
+    }
   }
 }
 
-const sessionRouteMiddlewares = [
-  markServedByPlugin,
-  rejectImpossibleIds,
-  jsonBodyOnly(),
-  oncePerRequest(validateSessionBody),
-  oncePerRequest(idempotency()),
-]
+/** Once per request, though several chains run for one path. */
+const claimIdempotencyKey = oncePerRequest(idempotency())
+
+function sessionRouteMiddlewares(body?: BodyCheck) {
+  return [
+    markServedByPlugin,
+    rejectImpossibleIds,
+    jsonBodyOnly(),
+    ...(body ? [validateSessionBody(body)] : []),
+    claimIdempotencyKey,
+  ]
+}
 
 // Matchers here also run in front of core's routes, so they name exactly this
 // plugin's paths. `bodyParser: false` replaces Medusa's JSON+text+urlencoded
@@ -106,11 +110,11 @@ export const config: MiddlewaresConfig = {
       method: ["GET"],
       middlewares: [markServedByPlugin, rejectImpossibleIds, parseStoreQueryWhenGiven],
     },
-    ...SESSION_ROUTES.map((matcher) => ({
+    ...SESSION_ROUTES.map(({ matcher, body }) => ({
       matcher,
       method: ["POST" as const],
       bodyParser: false as const,
-      middlewares: sessionRouteMiddlewares,
+      middlewares: sessionRouteMiddlewares(body),
     })),
     // The admin routes send the header too, so a client (and the test suite)
     // can tell the plugin's answers; Medusa's admin authentication runs first,
