@@ -404,8 +404,10 @@ describe("openapi.json: the plugin's OpenAPI 3.0 contract", () => {
           [entityId("pcatt"), collection.id, extra.session_id ?? null, extra.operation, state, outcome,
             extra.error_code ?? null, extra.error_message ?? null, extra.amount ?? null, createdAt, extra.latency_ms ?? null]
         )
-      await insert("committed", "ok", "2026-01-01T10:00:00.123456Z", { operation: "initiate", session_id: "ps_x", amount: 900, latency_ms: 12 })
-      await insert("failed", "error", "2026-01-01T10:00:01Z", { operation: "authorize", error_code: "card_declined", error_message: "No" })
+      // Recent: rows older than attempt_retention_days are the reconciler's to delete at any moment.
+      const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString()
+      await insert("committed", "ok", minutesAgo(2), { operation: "initiate", session_id: "ps_x", amount: 900, latency_ms: 12 })
+      await insert("failed", "error", minutesAgo(1), { operation: "authorize", error_code: "card_declined", error_message: "No" })
 
       const newest = await adminApi.get(`${attempts}?limit=1`)
       expect(newest.status).toBe(200)
