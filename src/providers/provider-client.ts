@@ -1,7 +1,7 @@
 import { AbstractPaymentProcessor, PaymentProviderService } from "@medusajs/medusa"
 import { EntityManager } from "typeorm"
 import { isMedusaError } from "../lib/errors"
-import { ProcessorContext } from "./session-input"
+import { ProcessorContext, processorInput } from "./session-input"
 
 /**
  * What one provider call came to. A call never throws: a refusal, a crash and
@@ -73,16 +73,7 @@ export class ProviderClient {
   initiate(providerId: string, context: ProcessorContext, manager: EntityManager) {
     return this.call(providerId, async (provider) => {
       if (provider.kind === "processor") {
-        const result = await provider.processor.initiatePayment({
-          amount: context.amount,
-          context: context.context,
-          currency_code: context.currency_code,
-          customer: context.customer,
-          email: context.email,
-          billing_address: context.billing_address,
-          resource_id: context.resource_id,
-          paymentSessionData: {},
-        } as never)
+        const result = await provider.processor.initiatePayment(processorInput(context, {}) as never)
         if (isProcessorError(result)) {
           return refusal(result)
         }
@@ -99,16 +90,7 @@ export class ProviderClient {
     return this.call(providerId, async (provider) => {
       let result: unknown
       if (provider.kind === "processor") {
-        result = await provider.processor.updatePayment({
-          amount: context.amount,
-          context: context.context,
-          currency_code: context.currency_code,
-          customer: context.customer,
-          email: context.email,
-          billing_address: context.billing_address,
-          resource_id: context.resource_id,
-          paymentSessionData: session.data,
-        } as never)
+        result = await provider.processor.updatePayment(processorInput(context, session.data) as never)
         if (isProcessorError(result)) {
           return refusal(result)
         }

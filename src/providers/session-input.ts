@@ -49,3 +49,20 @@ export function processorContext(
     ...cart,
   }
 }
+
+/**
+ * What a processor's initiatePayment and updatePayment receive (core's
+ * PaymentProviderService builds the same object from the context).
+ */
+export function processorInput(context: ProcessorContext, paymentSessionData: Record<string, unknown>) {
+  return {
+    amount: context.amount,
+    context: context.context,
+    currency_code: context.currency_code,
+    customer: context.customer,
+    email: context.email,
+    billing_address: context.billing_address,
+    resource_id: context.resource_id,
+    paymentSessionData,
+  }
+}
