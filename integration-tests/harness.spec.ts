@@ -39,17 +39,19 @@ describe("integration harness", () => {
     expect(wrong.status).toBe(401)
   })
 
-  it("has the three PSP-backed test providers installed: test-pay, test-fields, test-legacy", async () => {
+  it("has the four PSP-backed test providers installed: test-pay, test-fields, test-legacy, test-nofind", async () => {
     const res = await adminApi.get("/admin/store/payment-providers")
     expect(res.status).toBe(200)
     const ids = res.body.payment_providers.map((p: { id: string }) => p.id)
-    expect(ids).toEqual(expect.arrayContaining(["manual", "test-pay", "test-fields", "test-legacy"]))
+    expect(ids).toEqual(expect.arrayContaining(["manual", "test-pay", "test-fields", "test-legacy", "test-nofind"]))
     const { rows } = await db.query(
-      `SELECT id, is_installed FROM payment_provider WHERE id IN ('test-pay', 'test-fields', 'test-legacy') ORDER BY id`
+      `SELECT id, is_installed FROM payment_provider
+        WHERE id IN ('test-pay', 'test-fields', 'test-legacy', 'test-nofind') ORDER BY id`
     )
     expect(rows).toEqual([
       { id: "test-fields", is_installed: true },
       { id: "test-legacy", is_installed: true },
+      { id: "test-nofind", is_installed: true },
       { id: "test-pay", is_installed: true },
     ])
   })

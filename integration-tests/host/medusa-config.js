@@ -4,10 +4,11 @@ const fs = require("fs")
 const path = require("path")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
-// Three payment providers backed by the fake PSP at TEST_PAY_PSP_URL (see
+// Four payment providers backed by the fake PSP at TEST_PAY_PSP_URL (see
 // integration-tests/fixtures/fake-psp): test-pay (a payment processor),
-// test-fields (a processor whose methods are instance fields) and test-legacy
-// (a legacy payment service).
+// test-fields (a processor whose methods are instance fields), test-legacy
+// (a legacy payment service), all three with the optional finder, and
+// test-nofind (test-pay without it).
 const TEST_PAYMENT_PROVIDERS = path.resolve(__dirname, "../fixtures/test-payment-providers")
 // A flat-rate fulfillment provider ("test-ship"), so that carts can be checked out
 // with a shipping method, and a subscriber recording delivered events.
