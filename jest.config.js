@@ -1,5 +1,12 @@
 // Projects, so that unit tests (src/**/__tests__) don't boot a backend: a
 // project's globalSetup only runs when one of its tests is selected.
+
+// The repository's environment (scripts/lib/repo-env.js) in jest's own process
+// before any test file runs, for `npx jest` too (`npm test` sets it before jest
+// starts): test files import @medusajs/medusa, whose telemetry store would
+// otherwise rewrite the user's <config home>/medusa/config.json. Jest reads
+// this file before it forks its workers, which inherit the environment.
+require("./scripts/lib/repo-env").applyRepoEnv()
 const { findPgbouncer } = require("./scripts/lib/pgbouncer")
 
 const transform = {
@@ -18,7 +25,7 @@ const modulePathIgnorePatterns = [
 // a second time with PgBouncer (transaction mode) between the backends and
 // PostgreSQL, when the pgbouncer binary is installed. PCP_TEST_PGBOUNCER=0
 // leaves that project out; =1 makes a missing binary an error (.ci/run).
-const THROUGH_PGBOUNCER = ["concurrency", "idempotency-key", "two-backends"]
+const THROUGH_PGBOUNCER = ["concurrency", "idempotency-key", "lock-loss", "two-backends"]
 const pgbouncerWanted = process.env.PCP_TEST_PGBOUNCER
 if (pgbouncerWanted === "1" && !findPgbouncer()) {
   throw new Error("PCP_TEST_PGBOUNCER=1 but pgbouncer is not installed (Debian: apt-get install pgbouncer)")

@@ -114,6 +114,7 @@ describe("Admin API: the payment collections of an order's edits", () => {
         order_edit: { id: edit.id, status: "requested" },
         payment_sessions: [],
         payments: [],
+        needs_attention: 0,
         attempts: { attempts: [], count: 0, limit: 10, offset: 0 },
       },
     ])

@@ -59,7 +59,7 @@ describe("the attempt log (GET /admin/payment-collections/:id/attempts)", () => 
     const res = await log(collection.id)
 
     expect(res.status).toBe(200)
-    expect(res.body).toMatchObject({ count: 6, limit: 20, offset: 0 })
+    expect(res.body).toMatchObject({ count: 8, limit: 20, offset: 0 })
     const attempts = res.body.attempts
     for (const attempt of attempts) {
       expect(Object.keys(attempt).sort()).toEqual(FIELDS)
@@ -73,7 +73,10 @@ describe("the attempt log (GET /admin/payment-collections/:id/attempts)", () => 
         .reverse()
     ).toEqual([
       "test-pay initiate committed ok",
+      // Before a session is removed, its provider is asked whether the shopper confirmed it.
+      "test-pay status committed ok",
       "test-pay initiate failed refused",
+      "test-pay status committed ok",
       "manual initiate committed ok",
       "test-pay delete committed ok",
       "manual authorize committed ok",

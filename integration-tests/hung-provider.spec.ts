@@ -2,7 +2,7 @@ import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/ba
 import { Api, createApi } from "./helpers/http"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { psp } from "./helpers/fake-psp"
-import { base, linkedSessions, waitFor } from "./helpers/payments"
+import { base, linkedSessions, waitFor, retryWhileBusy } from "./helpers/payments"
 
 // The timeout wraps each direct call to a provider, so it fires whatever shape
 // the provider has: here `test-fields`, whose methods are instance fields (a
@@ -54,19 +54,41 @@ describe("a provider that never answers", () => {
       expect((await linkedSessions(collection.id)).map((s) => s.provider_id)).toEqual(["manual"])
     })
 
-    it("at authorize: 504, the session stays pending, and the next request on the collection is served", async () => {
+    it("at authorize: 504, the session stays pending; the collection is served, and its session waits for the hung call", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 500 })
       const created = await shop.post(`${base(collection.id)}/sessions`, { provider_id: providerId })
       expect(created.status).toBe(200)
       const session = created.body.payment_collection.payment_sessions[0]
       await psp.behaviour({ authorizePayment: { fail: "hang", provider: providerId } })
 
+      const authorizeSent = Date.now()
       const res = await shop.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
 
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 504, code: "payment_provider_timeout" })
       expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
-      const next = await shop.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
+      // The collection is not held: a read answers at once.
+      const read = Date.now()
+      expect((await shop.get(base(collection.id))).status).toBe(200)
+      expect(Date.now() - read).toBeLessThan(PROVIDER_TIMEOUT_MS)
+      // Replacing the session calls its provider while the authorize may still answer:
+      // one call at a time per session, so the request waits for that answer (up to
+      // provider_timeout_ms) or for the call's lease to end, then settles it by asking
+      // the provider's status — never hanging, and answering 409 with Retry-After
+      // while the call still belongs to its request.
+      const started = Date.now()
+      const first = await shop.post(`${base(collection.id)}/sessions`, { provider_id: "manual" })
+      expect(Date.now() - started).toBeLessThan(PROVIDER_TIMEOUT_MS * 3)
+      expect([200, 409]).toContain(first.status)
+      if (first.status === 409) {
+        expect(first.body.type).toBe("conflict")
+        expect(Number(first.headers["retry-after"])).toBeGreaterThanOrEqual(1)
+      }
+      const next = await retryWhileBusy(async () => first.status === 200 ? first : await shop.post(`${base(collection.id)}/sessions`, { provider_id: "manual" }))
       expect(next.status).toBe(200)
+      expect((await linkedSessions(collection.id)).map((s) => s.provider_id)).toEqual(["manual"])
+      // The status was asked only once the hung call's lease (2 × provider_timeout_ms) was over.
+      const [asked] = await psp.history({ resourceId: collection.id, method: "getPaymentStatus" })
+      expect(asked.at).toBeGreaterThanOrEqual(authorizeSent + 2 * PROVIDER_TIMEOUT_MS)
     })
   })
 

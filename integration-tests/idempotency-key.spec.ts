@@ -304,13 +304,13 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
     })
   })
 
-  describe("on a backend with idempotency_key_ttl_seconds 1", () => {
+  describe("on a backend with idempotency_key_ttl_seconds 2", () => {
     let backend: ExtraBackend
 
     beforeAll(async () => {
-      backend = await startExtraBackend({
-        env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ idempotency_key_ttl_seconds: 1, reconcile_interval_ms: 500 }) },
-      })
+      // A key must outlive the longest request (2 × 200 + 5 × 250 ms here): the options refuse a shorter one.
+      const options = { idempotency_key_ttl_seconds: 2, lock_timeout_ms: 200, provider_timeout_ms: 250, reconcile_interval_ms: 500 }
+      backend = await startExtraBackend({ env: { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(options) } })
     }, 180_000)
 
     afterAll(() => backend.stop(), 60_000)
@@ -326,7 +326,7 @@ describe("Idempotency-Key on the Payment Collections POSTs", () => {
       const firstSession = first.body.payment_collection.payment_sessions[0]
       // Change the state so that a replay and a re-run answer differently.
       expect((await extra.post(path, { provider_id: "manual" })).status).toBe(200)
-      await sleep(2000)
+      await sleep(3000)
 
       const again = await extra.post(path, { provider_id: "test-pay" }, withKey(key))
 

@@ -2,7 +2,7 @@ import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/ba
 import { Api, createApi } from "./helpers/http"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
 import { psp } from "./helpers/fake-psp"
-import { base, collectionRow, installFailingTrigger, linkedPayments, linkedSessions, sleep, waitFor } from "./helpers/payments"
+import { base, collectionRow, installFailingTrigger, linkedPayments, linkedSessions, retryWhileBusy, waitFor } from "./helpers/payments"
 
 // With Stripe- or PayPal-like providers, authorizePayment only reads a
 // confirmation the shopper made in the browser, and cancelPayment is final:
@@ -24,6 +24,7 @@ describe("a confirmed authorization is never voided", () => {
           provider_timeout_ms: PROVIDER_TIMEOUT_MS,
           lock_timeout_ms: 2000,
           reconcile_interval_ms: 500,
+          finder_settle_ms: 1000,
         }),
       },
     })
@@ -89,21 +90,29 @@ describe("a confirmed authorization is never voided", () => {
       expect(res.body.message).toContain(other)
       const sessions = await linkedSessions(collection.id)
       expect(sessions.find((s) => s.id === card.id)).toMatchObject({ status: "authorized" })
-      expect(sessions.find((s) => s.id === second.id)).toMatchObject({ status: "pending" })
       const payments = await linkedPayments(collection.id)
-      expect(payments.map((p) => ({ provider_id: p.provider_id, amount: p.amount }))).toEqual([
-        { provider_id: "test-pay", amount: 600 },
-      ])
-      expect(await collectionRow(collection.id)).toMatchObject({ status: "partially_authorized", authorized_amount: 600 })
+      if (fail === "throw") {
+        // A crash may follow an effect: the request asked the provider's status
+        // before answering, found the shopper's confirmation and recorded it too.
+        expect(sessions.find((s) => s.id === second.id)).toMatchObject({ status: "authorized" })
+        expect(payments.map((p) => p.provider_id).sort()).toEqual([other, "test-pay"].sort())
+        expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 1000 })
+      } else {
+        // Still in flight: only its answer, or its lease running out, settles it.
+        expect(sessions.find((s) => s.id === second.id)).toMatchObject({ status: "pending" })
+        expect(payments.map((p) => ({ provider_id: p.provider_id, amount: p.amount }))).toEqual([
+          { provider_id: "test-pay", amount: 600 },
+        ])
+        expect(await collectionRow(collection.id)).toMatchObject({ status: "partially_authorized", authorized_amount: 600 })
+      }
       expect(await psp.intent(card.data.id)).toMatchObject({ status: "authorized" })
       expect(await psp.history({ intentId: card.data.id, method: "cancelPayment" })).toEqual([])
 
       // The shopper retries once the other provider is back: both are authorized, the card only once.
       await psp.behaviour({ authorizePayment: null })
-      await sleep(fail === "hang" ? PROVIDER_TIMEOUT_MS : 0)
-      const retry = await shop.post(`${base(collection.id)}/sessions/batch/authorize`, {
-        session_ids: [card.id, second.id],
-      })
+      const retry = await retryWhileBusy(() =>
+        shop.post(`${base(collection.id)}/sessions/batch/authorize`, { session_ids: [card.id, second.id] })
+      )
       expect(retry.status).toBe(200)
       expect(retry.body.payment_collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
       expect(await linkedPayments(collection.id)).toHaveLength(2)
@@ -121,14 +130,17 @@ describe("a confirmed authorization is never voided", () => {
     const first = await shop.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
     expect({ status: first.status, code: first.body.code }).toEqual({ status: 504, code: "payment_provider_timeout" })
 
-    const retry = await shop.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+    // One call at a time on a session: the retry waits for the first call; once its
+    // lease is over the retry settles it by asking the provider, and answers.
+    const retry = await retryWhileBusy(() => shop.post(`${base(collection.id)}/sessions/${session.id}/authorize`))
     expect(retry.status).toBe(200)
     expect(retry.body.payment_session).toMatchObject({ id: session.id, status: "authorized" })
+    expect(await psp.history({ intentId: session.data.id, method: "authorizePayment" })).toHaveLength(1)
 
     // The first call answers now; the plugin adopts it (already recorded), never cancels.
     await waitFor(
       "the late answer to be finished",
-      async () => (await journal(collection.id)).every((row) => !["started", "answered"].includes(row.state)),
+      async () => (await journal(collection.id)).every((row) => !["started", "answered", "uncertain"].includes(row.state)),
       { timeoutMs: PROVIDER_TIMEOUT_MS * 10 }
     )
     expect(await psp.intent(session.data.id)).toMatchObject({ status: "authorized" })
@@ -137,7 +149,7 @@ describe("a confirmed authorization is never voided", () => {
     expect(await linkedPayments(collection.id)).toHaveLength(1)
     expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 900 })
     const authorizations = (await journal(collection.id)).filter((row) => row.operation === "authorize")
-    expect(authorizations.map((row) => row.state).sort()).toEqual(["adopted", "committed"])
+    expect(authorizations.map((row) => row.state)).toEqual(["adopted"])
   })
 
   it("an authorize whose answer comes after the timeout, with no retry: the late authorization is recorded (adopted)", async () => {

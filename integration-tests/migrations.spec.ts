@@ -36,6 +36,7 @@ const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/po
 const TABLE = "payment_collection_provider_setting"
 /** The attempt journal's table, created by the plugin's second migration. */
 const JOURNAL_TABLE = "payment_collection_attempt"
+const NEWEST_TABLE = "payment_collection_status_check"
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
 
@@ -79,7 +80,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
     return rows[0].present
   }
 
-  /** The plugin's SQL functions (its newest migration, the one `medusa migrations revert` takes out). */
+  /** The plugin's SQL functions (migration CreatePaymentCollectionFunctions). */
   async function pluginFunctions(): Promise<string[]> {
     const { rows } = await client.query(
       `SELECT proname FROM pg_proc WHERE proname LIKE 'pcp\\_%' AND pronamespace = 'public'::regnamespace ORDER BY proname`
@@ -194,8 +195,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   )
 
   it(
-    "revert (the plugin's newest migration being the last executed) drops that migration's functions and row, and " +
-      "only those; run brings them back",
+    "revert (the plugin's newest migration being the last executed) undoes that migration and only it; run brings " +
+      "it back",
     async () => {
       await runWithPlugin()
       const names = pluginMigrationNames()
@@ -203,6 +204,9 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       const executed = await executedMigrations()
       expect(executed[executed.length - 1].name).toBe(newest)
       const functions = await pluginFunctions()
+      // The newest migration creates the status sync's table (CreatePaymentCollectionStatusCheck).
+      expect(newest).toMatch(/^CreatePaymentCollectionStatusCheck/)
+      expect(await tableExists(NEWEST_TABLE)).toBe(true)
 
       const revert = await medusaCli(["migrations", "revert"], dbUrl)
 
@@ -210,14 +214,16 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         code: 0,
         reverted: true,
       })
-      expect(await pluginFunctions()).toEqual([])
-      expect(await tableExists(JOURNAL_TABLE)).toBe(true) // older migrations' tables stay
+      expect(await tableExists(NEWEST_TABLE)).toBe(false)
+      expect(await pluginFunctions()).toEqual(functions) // older migrations' functions and tables stay
+      expect(await tableExists(JOURNAL_TABLE)).toBe(true)
       expect(await tableExists()).toBe(true)
       expect(await executedMigrations()).toEqual(executed.slice(0, -1))
       expect(await existingData()).toEqual(dataBefore)
 
       await runWithPlugin()
 
+      expect(await tableExists(NEWEST_TABLE)).toBe(true)
       expect(await pluginFunctions()).toEqual(functions)
       const again = await executedMigrations()
       expect(again.slice(0, -1)).toEqual(executed.slice(0, -1))

@@ -11,6 +11,7 @@ import { startExtraBackend, stopExtraBackends } from "./helpers/backend"
 
 const withOptions = (options: unknown, env: Record<string, string> = {}) => ({
   env: { ...env, PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(options) },
+  exactOptions: true,
 })
 
 /** The error startExtraBackend rejects with: why the process ended, and its last output. */
@@ -42,7 +43,8 @@ describe("the plugin's options, checked at boot", () => {
       expect(failure).toContain("invalid plugin options")
       expect(failure).toContain(
         "unknown option lock_timeout; the options are lock_timeout_ms, provider_timeout_ms, " +
-          "idempotency_key_ttl_seconds, reconcile_interval_ms, attempt_retention_days, enableUI"
+          "idempotency_key_ttl_seconds, reconcile_interval_ms, attempt_retention_days, finder_settle_ms, " +
+          "status_sync_window_hours, complete_order_edit_on_authorization, release_holds, enableUI"
       )
     },
     180_000
@@ -83,6 +85,10 @@ describe("the plugin's options, checked at boot", () => {
         idempotency_key_ttl_seconds: 86400,
         reconcile_interval_ms: 60000,
         attempt_retention_days: 30,
+        finder_settle_ms: 300000,
+        status_sync_window_hours: 24,
+        complete_order_edit_on_authorization: true,
+        release_holds: true,
       })
     },
     180_000

@@ -2,106 +2,142 @@ import * as fc from "fast-check"
 import { ExtraBackend, startExtraBackend, stopExtraBackends } from "./helpers/backend"
 import { Api, createApi, HttpResponse } from "./helpers/http"
 import { createPaymentCollection, createRegion, db } from "./helpers/factories"
-import { psp, PspBehaviour, PspBehaviours, PspIntent, PspOperation } from "./helpers/fake-psp"
+import { psp } from "./helpers/fake-psp"
+import { fakeStripe } from "./helpers/fake-stripe"
+import { FaultRule, ProviderCall, ProviderObject, ProviderSide, ShopperOutcome, fakePspSide, fakeStripeSide } from "./helpers/provider-side"
 import { CollectionState, collectionState, paymentTableCounts } from "./helpers/collection-state"
 import { waitForSettledJournal } from "./helpers/journal"
 import { sleep } from "./helpers/payments"
 
 // Random requests against every store endpoint of the group, sent to two
-// backend processes (OPTIONS: short provider timeout, lease and reconcile
-// interval) on one database and one Stripe-like provider (the fake PSP),
+// backend processes (OPTIONS: short provider timeout, lease, reconcile
+// interval and finder window) on one database and one Stripe-like provider,
 // checked against invariants on the database, the provider and the attempt
-// journal.
+// journal. The provider is the fake PSP (providers test-pay, test-fields,
+// test-legacy, all with a finder) or, in a reduced run, the fake Stripe API
+// behind the real medusa-payment-stripe (provider stripe, its built-in finder;
+// a guest's update re-creates the intent). helpers/provider-side.ts is the one
+// view of both.
 //
 // Two properties:
 //   1. Concurrent steps with provider faults. A case is a scenario on a fresh
 //      pool of POOL_SIZE collections: a first step gives them sessions, then 1
 //      to MAX_STEPS steps, each a batch of 1-4 requests sent AT ONCE, each to
-//      one of the two backends, often several on the same collection, over the
-//      providers manual, test-pay, test-fields and test-legacy. Before a step
-//      the shopper may confirm intents at the PSP (only the shopper
-//      authorizes, as with Stripe). During a step the PSP may refuse, throw,
-//      hang (never answer) or answer late on initiate, update, authorize,
-//      delete and retrieve: at most one rule per operation (so a reconciler
-//      repeating a faulted call never meets a second rule) and one hang per
-//      step. A late answer comes after provider_timeout_ms and before the
-//      call's lease ends, with or without its effect applied first; initiate
-//      also answers after the lease (a reconciler has marked it unknown by
-//      then). A hang never has its effect applied: an initiate the provider
-//      carries out and never answers is the one case the plugin cannot
-//      finish, and crash-recovery.spec.ts covers it.
+//      one of the two backends, often several on the same collection, over
+//      manual and the provider's session providers. The shopper confirms
+//      intents at the provider (only the shopper authorizes, as with Stripe):
+//      authorized, requires_more or captured (automatic capture; not on the
+//      fake Stripe, whose host captures manually), before a step or at a
+//      random moment during it (then authorized or requires_more: a payment
+//      captured while a removal of its session is under way cannot be canceled
+//      and is not a store request's to settle). During a step the provider may
+//      refuse, throw (a 5xx), reset the connection, hang (never answer) or
+//      answer late, on initiate, update, authorize, delete, retrieve, the
+//      status asked before a removal and the finder (the fake Stripe: create,
+//      retrieve, cancel, customers.create, list), and may ACT, THEN FAIL:
+//      throw, reset, hang or answer late after its effect is applied (the
+//      intent created, updated or canceled; the answer lost). At most one rule
+//      per operation (so a reconciler repeating a faulted call never meets a
+//      second rule) and one hang per step. A late answer comes after
+//      provider_timeout_ms and before the call's lease ends; initiate also
+//      answers after the lease (a reconciler has swept with the finder by
+//      then).
 //   2. Hostile input, one request at a time, on a persistent pool: weird ids,
 //      bodies, content types, oversized bodies, queries, Idempotency-Key
 //      reuse, with the provider refusing or crashing now and then.
 //
 // A step is over when
 //   - every request of the step has its answer;
-//   - the PSP's rules of the step are cleared (a rule no request used must not
-//     hit a reconciler's call afterwards);
-//   - the PSP has no call of the pool's collections in flight (a delayed call
-//     has answered; a hung call never answers and is not waited for);
-//   - the journal of the pool's collections has no open row (started or
-//     answered): every call is finished by its request, by its late answer or,
-//     after its lease (2 × provider_timeout_ms), by a reconciler — a hung
-//     initiate becomes `unknown`, any other hung call is repeated or asked
-//     about — so a hang costs a lease, not forever;
+//   - the provider's rules of the step are cleared (a rule no request used
+//     must not hit a reconciler's call afterwards);
+//   - the provider has no call of the pool's collections in flight (a delayed
+//     call has answered; a hung call never answers and is not waited for);
+//   - the journal of the pool's collections has no open row (started,
+//     answered, uncertain, needs_attention): every call is settled by its
+//     request, by its late answer or, after its lease (2 ×
+//     provider_timeout_ms), by a reconciler — an uncertain initiate by the
+//     finder once its window (finder_settle_ms) is over, an update by setting
+//     the provider back, an authorize by asking — so a hang costs a lease, not
+//     forever; a row `needs_attention` fails the property at once;
 //   - and, when a call of the step timed out, nothing changed in the journal or
-//     at the PSP for QUIET_MS (a late answer still on its way to a backend is
-//     finished there before the step's checks).
+//     at the provider for QUIET_MS (a late answer still on its way to a backend
+//     is finished there before the step's checks).
 // A step not over after SETTLE_TIMEOUT_MS, or with a row the reconcilers
 // failed to finish STUCK_ATTEMPTS times, fails the property.
 //
-// After each step:
+// After each step (and, once more, after the last one's reconcile pass over
+// every collection of the property):
 //   - every answer has a documented status (200 400 404 409 413 415 422 502 503
 //     504: never a 500) and Medusa's error body with the type its status stands
-//     for (502/504 with their code, naming the provider); a step of ONE request
-//     that was refused (4xx but 422) changed nothing, in the database or at the
-//     PSP; a 200 matches the database when no other request of the step
-//     touched that collection;
+//     for (502/504 with their code, naming the provider; 409 `conflict`, with a
+//     Retry-After of whole seconds when a call on the session is not settled
+//     yet); a step of ONE request that was refused (4xx but 422) changed
+//     nothing, in the database or at the provider — but a removal refused
+//     because the shopper confirmed the session (400 naming it) records that
+//     authorization first; a 200 matches the database when no other request of
+//     the step touched that collection;
 //   - database: I1 no orphaned payment_session; I2 a session in at most one
 //     collection; I3 authorized_amount (null = 0) = Σ authorized sessions = Σ
 //     payments, one payment per authorized session, in the collection's
 //     currency; I4 status follows authorized_amount (canceled excepted); I5 a
 //     collection's sessions add up to its amount;
-//   - provider (every session of a PSP-backed provider): P1 names a live
+//   - provider (every session of a provider-backed provider): P1 names a live
 //     intent of its collection and provider, for its amount (nothing the
 //     database names is canceled); P2 authorized in the database ⇒ authorized
-//     at the PSP, not authorized ⇒ pending, requires_more, or authorized only
-//     by a shopper's confirmation the plugin has not been told about; P3 no
-//     intent named by two sessions; P4 each payment names the intent of an
-//     authorized session of its collection; P5 every live intent of the pool is
-//     named by a session or payment (nothing left behind); P6 every
-//     authorization the PSP reported to a backend (authorizePayment or
-//     getPaymentStatus answered after the shopper's confirmation, intent still
-//     authorized) is recorded: its session is authorized;
-//   - journal: J1 no open row; J2 `unknown` only for initiate calls that never
-//     answered: per collection, as many `unknown` rows as hung initiate calls.
+//     (or captured) at the provider, not authorized ⇒ pending, requires_more,
+//     or authorized/captured only by a shopper's confirmation the plugin has
+//     not been told about; P3 no intent named by two sessions; P4 each payment
+//     names the intent of an authorized session of its collection, for the
+//     intent's amount (what the provider authorized is what the database
+//     records, never more nor less); P5 the provider's live intents of the pool
+//     are exactly those the database names (sessions and payments): nothing
+//     left behind; P6 every authorization the provider holds and has told a
+//     backend (authorize or a status read answered after the shopper's
+//     confirmation) is recorded: its session is authorized; P7 an intent the
+//     shopper confirmed (authorized or captured) before a step began is never
+//     canceled (nothing the shopper confirmed is canceled by a store request);
+//   - journal: J1 no open row; J2 no row in a state the journal does not have
+//     (`unknown` is gone: every call is settled or needs a person).
 //
 // Fixed runs and seed, for CI: PCP_FC_SEED overrides the seed, PCP_FC_RUNS the
-// concurrent property's number of scenarios and PCP_FC_HOSTILE_RUNS the hostile
-// property's number of requests (for exploration). The seed and tallies are
-// printed. On a failure of property 1 fast-check shrinks the scenario (a replay
-// runs it on a fresh pool; at most SHRINK_RUNS replays, PCP_FC_SHRINK); property
-// 2 ends at its first failure (its pool carries state from case to case).
-// Concurrency makes a replay close, not exact.
+// concurrent property's number of scenarios over the fake PSP,
+// PCP_FC_STRIPE_RUNS over the fake Stripe, and PCP_FC_HOSTILE_RUNS the hostile
+// property's number of requests (for exploration). The seed, tallies and the
+// journal's totals per state are printed. On a failure of property 1
+// fast-check shrinks the scenario (a replay runs it on a fresh pool; at most
+// SHRINK_RUNS replays, PCP_FC_SHRINK); property 2 ends at its first failure
+// (its pool carries state from case to case). Concurrency makes a replay
+// close, not exact.
 
 const BASE = "/store/payment-collections"
 
 const DEFAULT_SEED = 20261201
 const DEFAULT_RUNS = 28
+const DEFAULT_STRIPE_RUNS = 24
 const DEFAULT_HOSTILE_RUNS = 250
 const SEED = envInteger("PCP_FC_SEED", DEFAULT_SEED)
 const RUNS = envInteger("PCP_FC_RUNS", DEFAULT_RUNS)
+const STRIPE_RUNS = envInteger("PCP_FC_STRIPE_RUNS", DEFAULT_STRIPE_RUNS)
 const HOSTILE_RUNS = envInteger("PCP_FC_HOSTILE_RUNS", DEFAULT_HOSTILE_RUNS)
 const SHRINK_RUNS = envInteger("PCP_FC_SHRINK", 20)
 
-/** The two backends' options: short, so that timeouts, leases and reconciling happen within a step. */
-const OPTIONS = { provider_timeout_ms: 600, reconcile_interval_ms: 300, lock_timeout_ms: 3000 }
+/**
+ * The two backends' options: short, so that timeouts, leases, finder windows
+ * and reconciling happen within a step.
+ */
+const OPTIONS = { provider_timeout_ms: 600, reconcile_interval_ms: 300, lock_timeout_ms: 3000, finder_settle_ms: 2000 }
 const LEASE_MS = 2 * OPTIONS.provider_timeout_ms
 /** A late answer: after the request stopped waiting, before the call's lease ends. */
 const LATE_MS = OPTIONS.provider_timeout_ms + 300
-/** A late answer after the lease (initiate only): a reconciler marks the call unknown first. */
+/**
+ * A late answer after the lease (initiate only): a reconciler has swept with
+ * the finder first. Below finder_settle_ms, as the option requires (it must
+ * cover how long a call can still act): a call whose effect comes later could
+ * create what no sweep looks for.
+ */
 const LATE_BEYOND_LEASE_MS = LEASE_MS + 500
+/** A shopper's confirmation during a step comes this long (at most) after its requests were sent. */
+const MAX_CONFIRM_DELAY_MS = 400
 /**
  * The shared backend (global setup) reconciles too, with the default 20 s
  * provider timeout and 40 s lease: if it makes a call that a rule of the step
@@ -115,8 +151,6 @@ const POLL_MS = 100
 
 const POOL_SIZE = 3
 const MAX_STEPS = 6
-const PSP_PROVIDERS = ["test-pay", "test-fields", "test-legacy"]
-const ALL_PROVIDERS = ["manual", ...PSP_PROVIDERS]
 
 const DOCUMENTED = [200, 400, 404, 409, 413, 415, 422, 502, 503, 504]
 const TYPES_FOR_STATUS: Record<number, string[]> = {
@@ -208,20 +242,31 @@ type Case = {
   idempotencyKey: string | null
 }
 
-/** The shopper confirms the intent of the `index`-th PSP-backed session of a slot (null: the step's first target). */
-type ShopperConfirms = { slot: number | null; index: number; outcome: "authorized" | "requires_more" }
+/**
+ * The shopper confirms the intent of the `index`-th provider-backed session of
+ * a slot (null: the step's first target): before the step's requests
+ * (`delayMs` null) or that long after they were sent.
+ */
+type ShopperConfirms = { slot: number | null; index: number; outcome: ShopperOutcome; delayMs: number | null }
 
-type FaultOperation = "initiatePayment" | "updatePayment" | "authorizePayment" | "deletePayment" | "retrievePayment"
 type FaultKind =
   | "refuse"
   | "throw"
+  | "reset"
   | "hang"
   | "late"
   | "lateAfterEffect"
   | "lateBeyondLease"
   | "lateBeyondLeaseAfterEffect"
-/** What the PSP does to the next matching call of `operation` (once), optionally only for one provider or collection. */
-type Fault = { operation: FaultOperation; kind: FaultKind; provider: string | null; slot: number | null }
+  | "throwAfterEffect"
+  | "resetAfterEffect"
+  | "hangAfterEffect"
+/**
+ * What the provider does to the next matching call of `operation` (once, one
+ * of its operations: helpers/provider-side.ts), optionally only for one
+ * provider or collection.
+ */
+type Fault = { operation: string; kind: FaultKind; provider: string | null; slot: number | null }
 
 type StepRequest = { backend: number; c: Case }
 type Step = { shopper: ShopperConfirms[]; faults: Fault[]; requests: StepRequest[] }
@@ -301,15 +346,18 @@ const queryArb = fc.oneof(
  * (property 2); otherwise mostly well-formed requests that move the pool's
  * collections through their states, with a little bad input mixed in.
  */
-function caseArb({ slots, hostile }: { slots: number; hostile: boolean }): fc.Arbitrary<Case> {
+/** The providers a generated request names: manual and the provider's session providers. */
+const allProviders = (side: ProviderSide) => ["manual", ...side.providerIds]
+
+function caseArb({ slots, hostile, side }: { slots: number; hostile: boolean; side: ProviderSide }): fc.Arbitrary<Case> {
   const slotArb = fc.nat({ max: slots - 1 })
   const providerArb = hostile
     ? fc.oneof(
-        { weight: 8, arbitrary: fc.constantFrom(...ALL_PROVIDERS) },
+        { weight: 8, arbitrary: fc.constantFrom(...allProviders(side)) },
         { weight: 1, arbitrary: fc.constantFrom("nope", "", "MANUAL", "manual ", "man\u0000ual") },
         { weight: 1, arbitrary: weirdString }
       )
-    : fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...ALL_PROVIDERS) }, { weight: 1, arbitrary: fc.constantFrom("nope", "MANUAL") })
+    : fc.oneof({ weight: 20, arbitrary: fc.constantFrom(...allProviders(side)) }, { weight: 1, arbitrary: fc.constantFrom("nope", "MANUAL") })
   const collectionRefArb: fc.Arbitrary<CollectionRef> = hostile
     ? fc.oneof(
         { weight: 12, arbitrary: slotArb.map((slot) => ({ kind: "slot" as const, slot })) },
@@ -386,22 +434,49 @@ function caseArb({ slots, hostile }: { slots: number; hostile: boolean }): fc.Ar
   )
 }
 
-const KINDS_FOR: Record<FaultOperation, FaultKind[]> = {
-  initiatePayment: ["refuse", "throw", "hang", "late", "lateAfterEffect", "lateBeyondLease", "lateBeyondLeaseAfterEffect"],
-  updatePayment: ["refuse", "throw", "hang", "late", "lateAfterEffect"],
-  authorizePayment: ["refuse", "throw", "hang", "late", "lateAfterEffect"],
-  deletePayment: ["refuse", "throw", "hang", "late", "lateAfterEffect"],
+/** Every way a call can fail, with or without acting first. */
+const ACTING: FaultKind[] = [
+  "refuse",
+  "throw",
+  "reset",
+  "hang",
+  "late",
+  "lateAfterEffect",
+  // Acting, then failing, twice as likely: what a clean failure never shows.
+  ...(["throwAfterEffect", "resetAfterEffect", "hangAfterEffect"] as FaultKind[]).flatMap((k) => [k, k]),
+]
+/** The fault kinds of each operation, of either provider (helpers/provider-side.ts). */
+const KINDS_FOR: Record<string, FaultKind[]> = {
+  // the fake PSP
+  initiatePayment: [...ACTING, "lateBeyondLease", "lateBeyondLeaseAfterEffect"],
+  updatePayment: ACTING,
+  authorizePayment: ACTING,
+  deletePayment: ACTING,
   retrievePayment: ["refuse", "throw", "hang", "late", "lateAfterEffect"],
+  getPaymentStatus: ["throw", "reset", "hang", "late"],
+  findPaymentSessions: ["refuse", "throw"],
+  // The fake Stripe: create serves initiate and a guest's update (it re-creates). A
+  // "resetAfterEffect" there is resent once by stripe-node on its own, without an
+  // Idempotency-Key: Stripe creates a second intent, the call answers it, and the first is
+  // the copy the plugin's resend sweep must cancel (fake-stripe.spec.ts shows the resend).
+  "payment_intents.create": [...ACTING, "lateBeyondLease", "lateBeyondLeaseAfterEffect"],
+  "payment_intents.retrieve": ["refuse", "throw", "reset", "hang", "late"],
+  "payment_intents.cancel": ACTING,
+  "customers.create": ["refuse", "throw", "reset", "late"],
+  "payment_intents.list": ["refuse", "throw"],
 }
-const FAULT_OPERATIONS = Object.keys(KINDS_FOR) as FaultOperation[]
+const HANGS: FaultKind[] = ["hang", "hangAfterEffect"]
 
-function faultArb(slots: number, kinds: (operation: FaultOperation) => FaultKind[]): fc.Arbitrary<Fault> {
-  return fc.constantFrom(...FAULT_OPERATIONS).chain((operation) =>
+function faultArb(side: ProviderSide, slots: number, kinds: (operation: string) => FaultKind[]): fc.Arbitrary<Fault> {
+  return fc.constantFrom(...side.faultOperations).chain((operation) =>
     fc.record({
       operation: fc.constant(operation),
       kind: fc.constantFrom(...kinds(operation)),
       // Mostly any call of that operation; now and then only one provider's, or one collection's.
-      provider: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(...PSP_PROVIDERS) }),
+      provider:
+        side.providerIds.length > 1
+          ? fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(...side.providerIds) })
+          : fc.constant(null),
       slot: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: slots - 1 }) }),
     })
   )
@@ -412,82 +487,105 @@ function faultArb(slots: number, kinds: (operation: FaultOperation) => FaultKind
  * faulted never meets a second rule for it; at most one hang per step, so a
  * step costs at most one lease.
  */
-const stepFaultsArb: fc.Arbitrary<Fault[]> = fc
-  .uniqueArray(faultArb(POOL_SIZE, (op) => KINDS_FOR[op]), { maxLength: FAULT_OPERATIONS.length, selector: (f) => f.operation })
-  .map((faults) => {
-    let hangs = 0
-    return faults.map((f) => (f.kind === "hang" && hangs++ > 0 ? { ...f, kind: "throw" as const } : f))
-  })
+const stepFaultsArb = (side: ProviderSide): fc.Arbitrary<Fault[]> =>
+  fc
+    .uniqueArray(faultArb(side, POOL_SIZE, (op) => KINDS_FOR[op]), { maxLength: side.faultOperations.length, selector: (f) => f.operation })
+    .map((faults) => {
+      let hangs = 0
+      return faults.map((f) => (HANGS.includes(f.kind) && hangs++ > 0 ? { ...f, kind: "throw" as const } : f))
+    })
 
-const shopperArb = (slots: number, targetDefault: boolean): fc.Arbitrary<ShopperConfirms> =>
+/**
+ * The shopper's confirmations: mostly a hold, now and then 3-D Secure or a
+ * payment captured at once (before the step only: see the header).
+ */
+const shopperArb = (side: ProviderSide, slots: number, targetDefault: boolean, during: boolean): fc.Arbitrary<ShopperConfirms> =>
+  fc
+    .record({
+      slot: targetDefault
+        ? fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: slots - 1 }) })
+        : fc.nat({ max: slots - 1 }),
+      index: fc.nat({ max: 3 }),
+      outcome: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<ShopperOutcome>("authorized") },
+        ...side.shopperOutcomes.filter((o) => o !== "authorized").map((o) => ({ weight: 1, arbitrary: fc.constant(o) }))
+      ),
+      delayMs: during
+        ? fc.oneof({ weight: 2, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: MAX_CONFIRM_DELAY_MS }) })
+        : fc.constant(null),
+    })
+    .map((a) => (a.delayMs !== null && a.outcome === "captured" ? { ...a, outcome: "authorized" as const } : a))
+
+const stepArb = (side: ProviderSide): fc.Arbitrary<Step> =>
   fc.record({
-    slot: targetDefault
-      ? fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: slots - 1 }) })
-      : fc.nat({ max: slots - 1 }),
-    index: fc.nat({ max: 3 }),
-    outcome: fc.constantFrom<ShopperConfirms["outcome"]>("authorized", "authorized", "authorized", "requires_more"),
+    shopper: fc.array(shopperArb(side, POOL_SIZE, false, true), { maxLength: 2 }),
+    faults: stepFaultsArb(side),
+    requests: fc.array(fc.record({ backend: fc.nat({ max: 1 }), c: caseArb({ slots: POOL_SIZE, hostile: false, side }) }), {
+      minLength: 1,
+      maxLength: 4,
+    }),
   })
-
-const stepArb: fc.Arbitrary<Step> = fc.record({
-  shopper: fc.array(shopperArb(POOL_SIZE, false), { maxLength: 2 }),
-  faults: stepFaultsArb,
-  requests: fc.array(fc.record({ backend: fc.nat({ max: 1 }), c: caseArb({ slots: POOL_SIZE, hostile: false }) }), { minLength: 1, maxLength: 4 }),
-})
 
 /**
  * A scenario's first step gives (most of) the fresh collections sessions, one
  * batch per collection, so that the steps after it start from sessions to
  * authorize, refresh, rearrange and confirm. It is checked like any step.
  */
-const setupStepArb: fc.Arbitrary<Step> = fc
-  .array(
-    fc.option(fc.array(fc.record({ provider: fc.constantFrom(...ALL_PROVIDERS), weight: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), {
-      freq: 4,
-    }),
-    { minLength: POOL_SIZE, maxLength: POOL_SIZE }
-  )
-  .map((perSlot) => ({
-    shopper: [],
-    faults: [],
-    requests: perSlot.flatMap((parts, slot) =>
-      parts
-        ? [
-            {
-              backend: slot % 2,
-              c: {
-                endpoint: "batch" as const,
-                collection: { kind: "slot" as const, slot },
-                session: { kind: "own" as const, index: 0 },
-                query: null,
-                body: {
-                  kind: "batch" as const,
-                  keepAuthorized: false,
-                  parts: parts.map((p) => ({ ...p, session: null, ownProvider: false })),
-                  mutation: { kind: "none" as const },
+const setupStepArb = (side: ProviderSide): fc.Arbitrary<Step> =>
+  fc
+    .array(
+      fc.option(
+        fc.array(fc.record({ provider: fc.constantFrom(...allProviders(side)), weight: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }),
+        { freq: 4 }
+      ),
+      { minLength: POOL_SIZE, maxLength: POOL_SIZE }
+    )
+    .map((perSlot) => ({
+      shopper: [],
+      faults: [],
+      requests: perSlot.flatMap((parts, slot) =>
+        parts
+          ? [
+              {
+                backend: slot % 2,
+                c: {
+                  endpoint: "batch" as const,
+                  collection: { kind: "slot" as const, slot },
+                  session: { kind: "own" as const, index: 0 },
+                  query: null,
+                  body: {
+                    kind: "batch" as const,
+                    keepAuthorized: false,
+                    parts: parts.map((p) => ({ ...p, session: null, ownProvider: false })),
+                    mutation: { kind: "none" as const },
+                  },
+                  idempotencyKey: null,
                 },
-                idempotencyKey: null,
               },
-            },
-          ]
-        : []
-    ),
-  }))
+            ]
+          : []
+      ),
+    }))
 
-const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
-  slots: fc.array(slotSpecArb, { minLength: POOL_SIZE, maxLength: POOL_SIZE }),
-  steps: fc
-    .tuple(setupStepArb, fc.array(stepArb, { minLength: 1, maxLength: MAX_STEPS }))
-    .map(([setup, steps]) => (setup.requests.length ? [setup, ...steps] : steps)),
-})
+const scenarioArb = (side: ProviderSide): fc.Arbitrary<Scenario> =>
+  fc.record({
+    slots: fc.array(slotSpecArb, { minLength: POOL_SIZE, maxLength: POOL_SIZE }),
+    steps: fc
+      .tuple(setupStepArb(side), fc.array(stepArb(side), { minLength: 1, maxLength: MAX_STEPS }))
+      .map(([setup, steps]) => (setup.requests.length ? [setup, ...steps] : steps)),
+  })
 
 /** Property 2: one hostile request, maybe a refusal or crash of the provider, maybe the shopper first. */
-const hostileStepArb: fc.Arbitrary<Step> = fc.record({
-  shopper: fc.option(shopperArb(HOSTILE_SLOTS.length, true), { freq: 2 }).map((s) => (s ? [s] : [])),
-  faults: fc
-    .option(faultArb(HOSTILE_SLOTS.length, () => ["refuse", "refuse", "throw"]), { freq: 5 })
-    .map((f) => (f ? [{ ...f, slot: null }] : [])),
-  requests: fc.record({ backend: fc.nat({ max: 1 }), c: caseArb({ slots: HOSTILE_SLOTS.length, hostile: true }) }).map((r) => [r]),
-})
+const hostileStepArb = (side: ProviderSide): fc.Arbitrary<Step> =>
+  fc.record({
+    shopper: fc.option(shopperArb(side, HOSTILE_SLOTS.length, true, false), { freq: 2 }).map((s) => (s ? [s] : [])),
+    faults: fc
+      .option(faultArb(side, HOSTILE_SLOTS.length, () => ["refuse", "refuse", "throw"]), { freq: 5 })
+      .map((f) => (f ? [{ ...f, slot: null }] : [])),
+    requests: fc
+      .record({ backend: fc.nat({ max: 1 }), c: caseArb({ slots: HOSTILE_SLOTS.length, hostile: true, side }) })
+      .map((r) => [r]),
+  })
 
 // ------------------------------------------------- turning a case into a request
 
@@ -668,13 +766,20 @@ function resolve(c: Case, world: World, keyPrefix: string): Resolved {
   return { method: c.endpoint === "get" ? "GET" : "POST", path, body: text, headers, slot, expect: expectation }
 }
 
-function ruleFor(fault: Fault, pool: string[]): PspBehaviour {
-  const rule: PspBehaviour = { times: 1 }
+function ruleFor(fault: Fault, pool: string[]): FaultRule {
+  const rule: FaultRule = { times: 1 }
   switch (fault.kind) {
     case "refuse":
     case "throw":
+    case "reset":
     case "hang":
       rule.fail = fault.kind
+      break
+    case "throwAfterEffect":
+    case "resetAfterEffect":
+    case "hangAfterEffect":
+      rule.fail = fault.kind.replace("AfterEffect", "") as FaultRule["fail"]
+      rule.afterEffect = true
       break
     case "late":
     case "lateAfterEffect":
@@ -695,28 +800,6 @@ function ruleFor(fault: Fault, pool: string[]): PspBehaviour {
 const describeFault = (f: Fault) =>
   `${f.operation} ${f.kind}${f.provider ? ` (${f.provider})` : ""}${f.slot !== null ? ` (slot ${f.slot})` : ""}`
 
-// ------------------------------------------------------------ the PSP, raw
-
-type PspCallLite = { seq: number; method: PspOperation; intentId: string | null; resourceId: string | null; at: number; outcome: string; pid: number | null }
-
-const pspApi = () => createApi(psp.url)
-
-/** The PSP's calls about one collection (without their arguments). */
-async function pspCalls(resourceId: string): Promise<PspCallLite[]> {
-  const res = await pspApi().get(`/test/history?resource_id=${encodeURIComponent(resourceId)}&args=false`)
-  if (res.status !== 200) throw new Error(`fake PSP history answered ${res.status}: ${res.text}`)
-  return res.body.history
-}
-
-/** The rules the PSP still holds (a fault whose rule is gone was used). */
-async function pspRules(): Promise<Partial<Record<PspOperation, PspBehaviour[]>>> {
-  const res = await pspApi().post("/test/behaviours", {})
-  if (res.status !== 200) throw new Error(`fake PSP behaviours answered ${res.status}: ${res.text}`)
-  return res.body.behaviours
-}
-
-const CLEAR_FAULTS: PspBehaviours = Object.fromEntries(FAULT_OPERATIONS.map((op) => [op, null]))
-
 // ------------------------------------------------------------------ checks
 
 class PropertyViolation extends Error {}
@@ -730,7 +813,7 @@ function short(value: unknown, max = 300): string {
   return s === undefined ? String(s) : s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s
 }
 
-function checkAnswer(res: HttpResponse): void {
+function checkAnswer(res: HttpResponse, side: ProviderSide): void {
   check(DOCUMENTED.includes(res.status), `status ${res.status} is not documented; body ${short(res.text)}`)
   if (res.status === 200) {
     check(typeof res.body === "object" && res.body !== null, `200 without a JSON body: ${short(res.text)}`)
@@ -748,10 +831,24 @@ function checkAnswer(res: HttpResponse): void {
     const code = res.status === 502 ? "payment_provider_error" : "payment_provider_timeout"
     check(res.body.code === code, `error ${res.status} has code ${res.body.code}, expected ${code}`)
     check(
-      PSP_PROVIDERS.some((p) => res.body.message.includes(p)),
+      side.providerIds.some((p) => res.body.message.includes(p)),
       `error ${res.status} does not name the provider: ${short(res.body.message)}`
     )
   }
+  const retryAfter = res.headers["retry-after"]
+  if (retryAfter !== undefined) {
+    check(res.status === 409, `Retry-After on a ${res.status}`)
+    check(/^[1-9][0-9]*$/.test(retryAfter), `Retry-After is not a whole number of seconds: ${retryAfter}`)
+  }
+}
+
+/** A removal refused because the shopper confirmed a session at its provider (400 naming it). */
+const CONFIRMED_REFUSAL = /^Payment session (\S+(?:, \S+)*) was confirmed by the shopper at its payment provider and cannot be removed or replaced$/
+
+function confirmedSessions(res: HttpResponse): string[] | null {
+  if (res.status !== 400 || res.body?.type !== "not_allowed") return null
+  const match = CONFIRMED_REFUSAL.exec(res.body.message ?? "")
+  return match ? match[1].split(", ") : null
 }
 
 function check200AgainstDatabase(req: Resolved, c: Case, res: HttpResponse, after: CollectionState | null): void {
@@ -804,60 +901,47 @@ async function journal(collectionIds: string[]): Promise<JournalRow[]> {
   return rows
 }
 
-const OPEN = ["started", "answered"]
+const OPEN = ["started", "answered", "uncertain", "needs_attention"]
+const CLOSED = ["committed", "undone", "adopted", "failed", "resolved"]
 
-/** What the spec knows across steps: the shopper's confirmations, hung initiate calls, tallies. */
+/** What the spec knows across steps: the shopper's confirmations, tallies. */
 class Observations {
-  /** Intents the shopper confirmed (authorized or requires_more): the only way an intent becomes authorized. */
+  /** Intents the shopper confirmed (authorized, requires_more or captured): the only way an intent becomes authorized. */
   readonly confirmedByShopper = new Set<string>()
-  /** When the shopper made an intent authorized: a read of it after this time reports authorized. */
+  /** When the shopper made an intent authorized (or captured): a read of it after this time reports authorized. */
   readonly authorizedAt = new Map<string, number>()
-  /** Hung initiate calls per collection (PSP calls never answered), by the PSP's sequence number. */
-  readonly hungInitiates = new Map<string, Set<number>>()
+  /** Intents the shopper confirmed (authorized, captured) before a step began: P7. */
+  readonly heldBeforeStep = new Set<string>()
   readonly tally: Record<string, number> = {}
   readonly collections: string[] = []
 
   count(key: string, n = 1): void {
     this.tally[key] = (this.tally[key] ?? 0) + n
   }
-
-  noteCalls(collectionId: string, calls: PspCallLite[]): void {
-    for (const call of calls) {
-      if (call.method === "initiatePayment" && call.outcome === "hung") {
-        const seen = this.hungInitiates.get(collectionId) ?? new Set<number>()
-        seen.add(call.seq)
-        this.hungInitiates.set(collectionId, seen)
-      }
-    }
-  }
-
-  hungInitiatesOf(collectionId: string): number {
-    return this.hungInitiates.get(collectionId)?.size ?? 0
-  }
 }
 
 /**
  * Waits until the step is over (see the header): no call of these collections
- * in flight at the PSP, no open journal row, an `unknown` row for each hung
- * initiate and — with `quiet` or a timed-out call in the journal — nothing
- * changing for QUIET_MS. Answers how long it waited.
+ * in flight at the provider, no open journal row and — with `quiet` or a
+ * timed-out call in the journal — nothing changing for QUIET_MS. Answers how
+ * long it waited.
  */
-async function settle(ids: string[], seen: Observations, { quiet, since }: { quiet: boolean; since: Set<string> }): Promise<number> {
+async function settle(ids: string[], side: ProviderSide, { quiet, since }: { quiet: boolean; since: Set<string> }): Promise<number> {
   const started = Date.now()
   let signature = ""
   let stableSince = started
   for (;;) {
-    const [rows, calls] = await Promise.all([journal(ids), Promise.all(ids.map(pspCalls))])
-    ids.forEach((id, i) => seen.noteCalls(id, calls[i]))
+    const [rows, calls] = await Promise.all([journal(ids), Promise.all(ids.map((id) => side.calls(id)))])
     const open = rows.filter((r) => OPEN.includes(r.state))
     const inFlight = calls.flat().filter((c) => c.outcome === "in_flight")
-    const unknownMismatch = ids.filter(
-      (id) => rows.filter((r) => r.payment_collection_id === id && r.state === "unknown").length !== seen.hungInitiatesOf(id)
-    )
     const timedOut = rows.some(
       (r) => !since.has(r.id) && (r.outcome === "timeout" || (r.latency_ms ?? 0) >= OPTIONS.provider_timeout_ms)
     )
-    // A row its finishers keep failing on will not settle: no need to wait for the timeout.
+    // What a person must settle, or what its finishers keep failing on, will not settle: no need to wait.
+    const attention = open.filter((r) => r.state === "needs_attention")
+    if (attention.length) {
+      throw new PropertyViolation(`J1: journal rows need attention: ${short(attention, 1500)}`)
+    }
     const stuck = open.filter((r) => r.recovery_attempts >= STUCK_ATTEMPTS)
     if (stuck.length) {
       throw new PropertyViolation(
@@ -870,22 +954,14 @@ async function settle(ids: string[], seen: Observations, { quiet, since }: { qui
       signature = next
       stableSince = now
     }
-    if (!open.length && !inFlight.length && !unknownMismatch.length && (!(quiet || timedOut) || now - stableSince >= QUIET_MS)) {
+    if (!open.length && !inFlight.length && (!(quiet || timedOut) || now - stableSince >= QUIET_MS)) {
       return now - started
     }
     if (now - started > SETTLE_TIMEOUT_MS) {
       throw new PropertyViolation(
         `the step did not settle within ${SETTLE_TIMEOUT_MS} ms:\n` +
           `  open journal rows: ${short(open, 1500)}\n` +
-          `  PSP calls in flight: ${short(inFlight, 800)}\n` +
-          `  unknown rows vs hung initiate calls differ for: ${short(
-            unknownMismatch.map((id) => ({
-              id,
-              unknown: rows.filter((r) => r.payment_collection_id === id && r.state === "unknown"),
-              hungInitiates: seen.hungInitiatesOf(id),
-            })),
-            1500
-          )}`
+          `  provider calls in flight: ${short(inFlight, 800)}`
       )
     }
     await sleep(POLL_MS)
@@ -900,15 +976,19 @@ async function orphanIds(): Promise<Set<string>> {
   return new Set((await db.query(ORPHANS_SQL)).rows.map((r) => r.id))
 }
 
+/** Intents whose money the shopper committed: a hold, or a payment captured at once. */
+const HOLDS = ["authorized", "captured"]
+
 /**
  * The invariants of the header over `collectionIds`, database, provider and
- * journal. `history`: also P6 (from the PSP's calls; not at the very end,
- * when the PSP's history may have dropped old calls).
+ * journal. `history`: also P6 (from the provider's calls; not at the very
+ * end, when its history may have dropped old calls).
  */
 async function checkInvariants(
   collectionIds: string[],
   seen: Observations,
   baselineOrphans: ReadonlySet<string>,
+  side: ProviderSide,
   { history = true }: { history?: boolean } = {}
 ): Promise<void> {
   const [orphans, shared, states, intents, rows, calls] = await Promise.all([
@@ -920,15 +1000,15 @@ async function checkInvariants(
       [collectionIds]
     ),
     Promise.all(collectionIds.map(collectionState)),
-    psp.intents({ resourceId: collectionIds }),
+    side.objects(collectionIds),
     journal(collectionIds),
-    history ? Promise.all(collectionIds.map(pspCalls)) : Promise.resolve([] as PspCallLite[][]),
+    history ? Promise.all(collectionIds.map((id) => side.calls(id))) : Promise.resolve([] as ProviderCall[][]),
   ])
   const newOrphans = [...orphans].filter((id) => !baselineOrphans.has(id))
   check(newOrphans.length === 0, `I1: orphaned payment_session rows ${newOrphans}`)
   check(shared.rows.length === 0, `I2: sessions linked to several collections: ${short(shared.rows)}`)
 
-  const intentById = new Map<string, PspIntent>(intents.map((i) => [i.id, i]))
+  const intentById = new Map<string, ProviderObject>(intents.map((i) => [i.id, i]))
   /** Intent id → the session naming it. */
   const namedBySession = new Map<string, { collection: string; session: any }>()
   const namedByPayment = new Set<string>()
@@ -957,7 +1037,7 @@ async function checkInvariants(
       check(total === pc.amount, `I5: ${label}: sessions ${short(sessions.map((s) => [s.provider_id, s.amount]))} add up to ${total}`)
     }
 
-    for (const s of sessions.filter((x) => PSP_PROVIDERS.includes(x.provider_id))) {
+    for (const s of sessions.filter((x) => side.providerIds.includes(x.provider_id))) {
       const intentId = s.data?.id
       const intent = typeof intentId === "string" ? intentById.get(intentId) : undefined
       check(intent, `P1: ${label}: ${s.provider_id} session ${s.id} names no intent of this collection at the provider (${short(s.data)})`)
@@ -967,12 +1047,12 @@ async function checkInvariants(
         `P1: ${label}: ${s.provider_id} session ${s.id} (amount ${s.amount}) names intent ${intent!.id} of ${intent!.provider}, amount ${intent!.amount}`
       )
       if (isAuthorized(s)) {
-        check(intent!.status === "authorized", `P2: ${label}: session ${s.id} is authorized, its intent ${intent!.status}`)
+        check(HOLDS.includes(intent!.status), `P2: ${label}: session ${s.id} is authorized, its intent ${intent!.status}`)
       } else {
-        const pendingAtPsp = intent!.status === "pending" || intent!.status === "requires_more"
-        const confirmedNotYetAuthorized = intent!.status === "authorized" && seen.confirmedByShopper.has(intent!.id)
+        const pendingAtProvider = intent!.status === "pending" || intent!.status === "requires_more"
+        const confirmedNotYetAuthorized = HOLDS.includes(intent!.status) && seen.confirmedByShopper.has(intent!.id)
         check(
-          pendingAtPsp || confirmedNotYetAuthorized,
+          pendingAtProvider || confirmedNotYetAuthorized,
           `P2: ${label}: session ${s.id} is ${s.status}, its intent ${intent!.status}` +
             (seen.confirmedByShopper.has(intent!.id) ? "" : " (never confirmed by the shopper)")
         )
@@ -981,12 +1061,17 @@ async function checkInvariants(
       check(!other, `P3: intent ${intent!.id} is named by session ${s.id} of ${pc.id} and session ${other?.session.id} of ${other?.collection}`)
       namedBySession.set(intent!.id, { collection: pc.id, session: s })
     }
-    for (const p of payments.filter((x) => PSP_PROVIDERS.includes(x.provider_id))) {
+    for (const p of payments.filter((x) => side.providerIds.includes(x.provider_id))) {
       const intentId = p.data?.id
       const owner = typeof intentId === "string" ? namedBySession.get(intentId) : undefined
       check(
         owner && owner.collection === pc.id && isAuthorized(owner.session) && owner.session.amount === p.amount,
         `P4: ${label}: payment ${p.id} (${p.provider_id}, ${p.amount}) names intent ${intentId}, which no authorized session of the collection holds`
+      )
+      const intent = intentById.get(intentId)
+      check(
+        intent && intent.amount === p.amount,
+        `P4: ${label}: payment ${p.id} records ${p.amount}, the provider authorized ${intent?.amount} on ${intentId}`
       )
       namedByPayment.add(intentId)
     }
@@ -1000,120 +1085,156 @@ async function checkInvariants(
 
   if (history) {
     for (const call of calls.flat()) {
-      if (call.method !== "authorizePayment" && call.method !== "getPaymentStatus") continue
-      if (call.outcome !== "ok" || !call.intentId) continue
+      if (!call.tellsStatus || call.outcome !== "ok" || !call.intentId) continue
       const authorizedAt = seen.authorizedAt.get(call.intentId)
       const intent = intentById.get(call.intentId)
-      if (authorizedAt === undefined || call.at <= authorizedAt || intent?.status !== "authorized") continue
+      if (authorizedAt === undefined || call.at <= authorizedAt || !intent || !HOLDS.includes(intent.status)) continue
       const owner = namedBySession.get(call.intentId)
       check(
         owner && isAuthorized(owner.session),
-        `P6: the PSP reported intent ${call.intentId} authorized to backend pid ${call.pid} (${call.method}), ` +
+        `P6: the provider told a backend${call.pid ? ` (pid ${call.pid})` : ""} that intent ${call.intentId} is ${intent.status} (${call.operation}), ` +
           `but ${owner ? `its session ${owner.session.id} is ${owner.session.status}` : "no session names it"}`
       )
     }
   }
 
+  const canceledHolds = intents.filter((i) => i.status === "canceled" && seen.heldBeforeStep.has(i.id))
+  check(
+    canceledHolds.length === 0,
+    `P7: intents the shopper confirmed before a step were canceled: ${short(canceledHolds.map(({ id, provider, amount, resource_id }) => ({ id, provider, amount, resource_id })))}`
+  )
+
   const open = rows.filter((r) => OPEN.includes(r.state))
   check(open.length === 0, `J1: open journal rows: ${short(open, 1000)}`)
-  const unknown = rows.filter((r) => r.state === "unknown")
-  check(
-    unknown.every((r) => r.operation === "initiate"),
-    `J2: unknown rows of other calls than initiate: ${short(unknown.filter((r) => r.operation !== "initiate"))}`
-  )
-  for (const id of collectionIds) {
-    const n = unknown.filter((r) => r.payment_collection_id === id).length
-    check(n === seen.hungInitiatesOf(id), `J2: collection ${id} has ${n} unknown rows for ${seen.hungInitiatesOf(id)} initiate calls that never answered`)
-  }
+  const strange = rows.filter((r) => !CLOSED.includes(r.state) && !OPEN.includes(r.state))
+  check(strange.length === 0, `J2: journal rows in a state the journal does not have: ${short(strange, 1000)}`)
 }
 
 /**
- * The shopper confirms the intent of a PSP-backed session of the slot, when it
- * still awaits confirmation. Answers what happened, for the tally.
+ * The shopper confirms the intent of a provider-backed session of the slot,
+ * when it still awaits confirmation. Answers what happened, for the tally.
  */
-async function shopperConfirms(action: ShopperConfirms, slot: CollectionState, world: World, seen: Observations): Promise<string> {
-  const ofPsp = (state: CollectionState) =>
-    state.sessions.filter((s) => PSP_PROVIDERS.includes(s.provider_id) && typeof s.data?.id === "string")
+async function shopperConfirms(
+  action: ShopperConfirms,
+  slot: CollectionState,
+  world: World,
+  seen: Observations,
+  side: ProviderSide
+): Promise<string> {
+  const atProvider = (state: CollectionState) =>
+    state.sessions.filter((s) => side.providerIds.includes(s.provider_id) && typeof s.data?.id === "string")
   // The slot's sessions, else those of the first collection that has any.
-  const atPsp = ofPsp(slot).length ? ofPsp(slot) : ofPsp(world.slots.find((state) => ofPsp(state).length) ?? slot)
-  if (!atPsp.length) return "no PSP session"
-  const intentId: string = atPsp[action.index % atPsp.length].data.id
-  const intent = await psp.intent(intentId)
+  const sessions = atProvider(slot).length ? atProvider(slot) : atProvider(world.slots.find((state) => atProvider(state).length) ?? slot)
+  if (!sessions.length) return "no provider session"
+  const session = sessions[action.index % sessions.length]
+  const intentId: string = session.data.id
+  const intent = await side.object(intentId)
   if (intent.status !== "pending" && intent.status !== "requires_more") return `intent already ${intent.status}`
-  await psp.confirm(intentId, action.outcome)
+  const when = action.delayMs === null ? "before the step" : "during the step"
+  try {
+    await side.confirm(session.data, action.outcome)
+  } catch (err) {
+    // During a step, a request may have canceled or replaced it meanwhile.
+    if (action.delayMs === null) throw err
+    return `${when}: too late (${(err as Error).message.slice(0, 80)})`
+  }
   seen.confirmedByShopper.add(intentId)
-  if (action.outcome === "authorized") seen.authorizedAt.set(intentId, Date.now())
-  return `confirmed ${action.outcome}`
+  if (HOLDS.includes(action.outcome)) {
+    seen.authorizedAt.set(intentId, Date.now())
+    if (action.delayMs === null) seen.heldBeforeStep.add(intentId)
+  }
+  return `${when}: confirmed ${action.outcome}`
 }
 
 /** Everything a refused request must leave as it was: the pool's rows, table counts, the PSP's live intents. */
-async function snapshot(pool: string[]) {
-  const [states, counts, live] = await Promise.all([
+async function snapshot(pool: string[], side: ProviderSide) {
+  const [states, counts, objects] = await Promise.all([
     Promise.all(pool.map(collectionState)),
     paymentTableCounts(),
-    psp.liveIntents(pool),
+    side.objects(pool),
   ])
-  const intents = live.map(({ id, amount, status }) => ({ id, amount, status })).sort((a, b) => a.id.localeCompare(b.id))
+  const intents = objects
+    .filter((i) => i.status !== "canceled")
+    .map(({ id, amount, status }) => ({ id, amount, status }))
+    .sort((a, b) => a.id.localeCompare(b.id))
   return { states, counts, intents }
 }
 
 // -------------------------------------------------------------------- spec
 
 describe("Store Payment Collections under random, concurrent and hostile requests, with provider faults (property-based)", () => {
-  const regions: Record<RegionName, string> = { all: "", manualOnly: "" }
+  /** The region of each provider side's collections (all its providers and manual), and one with manual only. */
+  const regions = { psp: "", stripe: "", manualOnly: "" }
   let backends: ExtraBackend[] = []
   let shops: Api[] = []
 
   beforeAll(async () => {
     await psp.reset()
+    await fakeStripe.reset()
     const env = { PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(OPTIONS) }
     backends = await Promise.all([startExtraBackend({ env }), startExtraBackend({ env })])
     shops = backends.map((b) => createApi(b.url))
-    regions.all = (await createRegion({ providers: ALL_PROVIDERS })).id
+    regions.psp = (await createRegion({ providers: allProviders(fakePspSide) })).id
+    regions.stripe = (await createRegion({ providers: allProviders(fakeStripeSide) })).id
     regions.manualOnly = (await createRegion({ providers: ["manual"] })).id
   }, 240_000)
 
   afterAll(async () => {
     await psp.reset()
+    await fakeStripe.reset()
     await stopExtraBackends()
     await db.end()
   }, 60_000)
 
-  async function newCollection(spec: SlotSpec, seen: Observations): Promise<string> {
-    const row = await createPaymentCollection({ regionId: regions[spec.region], amount: spec.amount, status: spec.status })
+  async function newCollection(spec: SlotSpec, seen: Observations, side: ProviderSide): Promise<string> {
+    const regionId = spec.region === "manualOnly" ? regions.manualOnly : side === fakeStripeSide ? regions.stripe : regions.psp
+    const row = await createPaymentCollection({ regionId, amount: spec.amount, status: spec.status })
     seen.collections.push(row.id)
     return row.id
   }
 
   /**
-   * One step on `pool`: the shopper, the faults, the requests at once; then
+   * One step on `pool`: the shopper's confirmations before it, the faults,
+   * the requests at once with the shopper's confirmations during it; then
    * waits for the step to be over and checks everything. Throws a
    * PropertyViolation that tells the step and its answers.
    */
-  async function runStep(pool: string[], step: Step, seen: Observations, keyPrefix: string): Promise<void> {
+  async function runStep(pool: string[], step: Step, seen: Observations, keyPrefix: string, side: ProviderSide): Promise<void> {
     const startedAt = Date.now()
     const baselineOrphans = await orphanIds()
     const world: World = { slots: await Promise.all(pool.map(collectionState)) }
     const resolved = step.requests.map((r) => resolve(r.c, world, keyPrefix))
-    for (const action of step.shopper) {
-      const slot = action.slot ?? resolved[0]?.slot ?? 0
-      seen.count(`shopper: ${await shopperConfirms(action, world.slots[slot % pool.length], world, seen)}`)
+    const slotOf = (action: ShopperConfirms) => world.slots[(action.slot ?? resolved[0]?.slot ?? 0) % pool.length]
+    for (const action of step.shopper.filter((a) => a.delayMs === null)) {
+      seen.count(`shopper ${await shopperConfirms(action, slotOf(action), world, seen, side)}`)
     }
     const single = step.requests.length === 1
-    const before = single ? await snapshot(pool) : null
+    const before = single ? await snapshot(pool, side) : null
     const rowsBefore = new Set((await journal(pool)).map((r) => r.id))
 
     if (step.faults.length) {
-      await psp.behaviour(Object.fromEntries(step.faults.map((f) => [f.operation, ruleFor(f, pool)])))
+      await side.setFaults(Object.fromEntries(step.faults.map((f) => [f.operation, [ruleFor(f, pool)]])))
     }
+    /** Intents the shopper confirms while the requests run. */
+    const confirmedDuring = new Set<string>()
+    const during = step.shopper
+      .filter((a) => a.delayMs !== null)
+      .map(async (action) => {
+        await sleep(action.delayMs!)
+        const intents = new Set(seen.confirmedByShopper)
+        const what = await shopperConfirms(action, slotOf(action), world, seen, side)
+        for (const id of seen.confirmedByShopper) if (!intents.has(id)) confirmedDuring.add(id)
+        seen.count(`shopper ${what}`)
+      })
     const answers = await Promise.allSettled(
       resolved.map((req, i) => shops[step.requests[i].backend].raw(req.method, req.path, req.body, { headers: req.headers }))
     )
+    await Promise.all(during)
     let used: Fault[] = []
     if (step.faults.length) {
-      const left = await pspRules()
-      used = step.faults.filter((f) => !left[f.operation]?.length)
-      await psp.behaviour(CLEAR_FAULTS)
+      const left = await side.faultsLeft()
+      used = step.faults.filter((f) => !left[f.operation])
+      await side.clearFaults()
     }
     const answeredAt = Date.now()
 
@@ -1130,7 +1251,7 @@ describe("Store Payment Collections under random, concurrent and hostile request
 
     try {
       const quiet = used.some((f) => f.kind !== "refuse" && f.kind !== "throw")
-      const waited = await settle(pool, seen, { quiet, since: rowsBefore })
+      const waited = await settle(pool, side, { quiet, since: rowsBefore })
       const took = Date.now() - startedAt
       seen.count("steps")
       seen.count(`steps of ${step.requests.length} request(s)`)
@@ -1143,11 +1264,29 @@ describe("Store Payment Collections under random, concurrent and hostile request
       const after = await Promise.all(pool.map(collectionState))
       resolved.forEach((req, i) => {
         const a = answers[i]
-        if (a.status === "rejected") throw new PropertyViolation(`request ${i} got no answer (or one against openapi.json): ${(a.reason as Error).message}`)
+        if (a.status === "rejected") {
+          // A backend that died says why in its last lines.
+          const backend = backends[step.requests[i].backend]
+          throw new PropertyViolation(
+            `request ${i} got no answer (or one against openapi.json): ${(a.reason as Error).message}\n` +
+              `  backend ${step.requests[i].backend} (pid ${backend.pid}) last printed: ${short(backend.output(), 3000)}`
+          )
+        }
         const res = a.value
         const c = step.requests[i].c
         seen.count(`${c.endpoint} ${res.status}${res.headers["idempotent-replayed"] === "true" ? " (replayed)" : ""}`)
-        checkAnswer(res)
+        checkAnswer(res, side)
+        if (res.status === 409 && res.headers["retry-after"] !== undefined) seen.count("409 with Retry-After (a call on the session not settled yet)")
+        const confirmed = confirmedSessions(res)
+        if (confirmed) {
+          seen.count("400: removal refused, the shopper confirmed the session")
+          // The authorization the refusal names is recorded (or, Stripe `processing`, still settling).
+          const own = req.slot === null ? [] : after[req.slot].sessions
+          for (const id of confirmed) {
+            const session = own.find((x) => x.id === id)
+            check(session && isAuthorized(session), `a removal refused for confirmed session ${id}, which is ${session ? session.status : "not in the collection"}`)
+          }
+        }
         if (c.endpoint === "authorize" && res.status === 200) {
           check(res.body.payment_session?.status === "authorized", `authorize answered 200 with ${short(res.body)}`)
         }
@@ -1159,23 +1298,29 @@ describe("Store Payment Collections under random, concurrent and hostile request
         const res = (answers[0] as PromiseFulfilledResult<HttpResponse>).value
         const refused = res.status >= 400 && res.status < 500 && res.status !== 422
         if (refused || step.requests[0].c.endpoint === "get") {
-          const now = await snapshot(pool)
-          const changed = now.states.findIndex((state, i) => JSON.stringify(state) !== JSON.stringify(before.states[i]))
+          const now = await snapshot(pool, side)
+          // A removal refused for a confirmation records that authorization (checked above): nothing else.
+          if (!confirmedSessions(res)) {
+            const changed = now.states.findIndex((state, i) => JSON.stringify(state) !== JSON.stringify(before.states[i]))
+            check(
+              changed < 0,
+              `a refused request (${res.status}) changed collection ${pool[changed]}: ${short(before.states[changed], 2000)}\n    → ${short(now.states[changed], 2000)}`
+            )
+            check(JSON.stringify(now.counts) === JSON.stringify(before.counts), `a refused request (${res.status}) changed the tables: ${short(before.counts)} → ${short(now.counts)}`)
+          }
+          // The shopper's confirmations during the step change statuses; the request changes nothing.
+          const comparable = (intents: typeof now.intents) =>
+            intents.map((i) => (confirmedDuring.has(i.id) ? { id: i.id, amount: i.amount } : i))
           check(
-            changed < 0,
-            `a refused request (${res.status}) changed collection ${pool[changed]}: ${short(before.states[changed], 2000)}\n    → ${short(now.states[changed], 2000)}`
-          )
-          check(JSON.stringify(now.counts) === JSON.stringify(before.counts), `a refused request (${res.status}) changed the tables: ${short(before.counts)} → ${short(now.counts)}`)
-          check(
-            JSON.stringify(now.intents) === JSON.stringify(before.intents),
+            JSON.stringify(comparable(now.intents)) === JSON.stringify(comparable(before.intents)),
             `a refused request (${res.status}) changed the provider's live intents: ${short(before.intents, 800)} → ${short(now.intents, 800)}`
           )
         }
       }
-      await checkInvariants(pool, seen, baselineOrphans)
+      await checkInvariants(pool, seen, baselineOrphans, side)
     } catch (e) {
       // Leave no rule behind for the next case, whatever happened.
-      await psp.behaviour(CLEAR_FAULTS).catch(() => undefined)
+      await side.clearFaults().catch(() => undefined)
       throw new PropertyViolation(`${(e as Error).message}\n${describeStep()}`)
     }
   }
@@ -1188,73 +1333,88 @@ describe("Store Payment Collections under random, concurrent and hostile request
     )
   }
 
-  async function journalStates(ids: string[]): Promise<Record<string, number>> {
+  /** The journal of these collections: rows per operation and state, and per state. */
+  async function journalTotals(ids: string[]): Promise<string> {
     const { rows } = await db.query(
-      `SELECT operation || ' ' || state AS key, count(*)::int AS n FROM payment_collection_attempt
-        WHERE payment_collection_id = ANY($1) GROUP BY 1 ORDER BY 1`,
+      `SELECT operation, state, count(*)::int AS n FROM payment_collection_attempt
+        WHERE payment_collection_id = ANY($1) GROUP BY 1, 2 ORDER BY 1, 2`,
       [ids]
     )
-    return Object.fromEntries(rows.map((r) => [r.key, r.n]))
+    const byState: Record<string, number> = {}
+    for (const r of rows) byState[r.state] = (byState[r.state] ?? 0) + r.n
+    const byOperation = Object.fromEntries(rows.map((r) => [`${r.operation} ${r.state}`, r.n]))
+    return `journal by state ${JSON.stringify(byState)}; by operation ${JSON.stringify(byOperation)}`
+  }
+
+  /** Property 1 over one provider side: `runs` scenarios, then a last pass over every collection. */
+  async function concurrentProperty(side: ProviderSide, runs: number): Promise<void> {
+    const seen = new Observations()
+    const started = Date.now()
+    let ran = 0
+    let failed = false
+    let replays = 0
+    await side.reset()
+
+    const property = fc.asyncProperty(scenarioArb(side), async (scenario) => {
+      // After a failure, fast-check replays smaller scenarios; each one takes
+      // seconds on real backends, so only SHRINK_RUNS of them.
+      if (failed && ++replays > SHRINK_RUNS) return
+      ran++
+      const pool: string[] = []
+      for (const spec of scenario.slots) pool.push(await newCollection(spec, seen, side))
+      const keyPrefix = `pbt-${ran}-${Math.random().toString(36).slice(2, 8)}-`
+      try {
+        for (const step of scenario.steps) await runStep(pool, step, seen, keyPrefix, side)
+      } catch (e) {
+        failed = true
+        throw e
+      }
+    })
+
+    try {
+      await fc.assert(property, { seed: SEED, numRuns: runs })
+    } finally {
+      report(
+        `property-based (concurrent, ${side.name})`,
+        seen,
+        started,
+        ran,
+        `${failed ? `, ${Math.min(replays, SHRINK_RUNS)} of them shrinking replays` : ""}; ${await journalTotals(seen.collections)}`
+      )
+    }
+    // Once more over every collection the property made, after a last reconcile pass.
+    await settle(seen.collections, side, { quiet: false, since: new Set() })
+    await checkInvariants(seen.collections, seen, new Set(), side, { history: false })
   }
 
   it(
-    "concurrent steps over two backends with provider faults: documented answers, and the database, the provider and the journal agree after every step",
-    async () => {
-      const seen = new Observations()
-      const started = Date.now()
-      let runs = 0
-      let failed = false
-      let replays = 0
-
-      const property = fc.asyncProperty(scenarioArb, async (scenario) => {
-        // After a failure, fast-check replays smaller scenarios; each one takes
-        // seconds on real backends, so only SHRINK_RUNS of them.
-        if (failed && ++replays > SHRINK_RUNS) return
-        runs++
-        const pool: string[] = []
-        for (const spec of scenario.slots) pool.push(await newCollection(spec, seen))
-        const keyPrefix = `pbt-${runs}-${Math.random().toString(36).slice(2, 8)}-`
-        try {
-          for (const step of scenario.steps) await runStep(pool, step, seen, keyPrefix)
-        } catch (e) {
-          failed = true
-          throw e
-        }
-      })
-
-      try {
-        await fc.assert(property, { seed: SEED, numRuns: RUNS })
-      } finally {
-        report(
-          "property-based (concurrent)",
-          seen,
-          started,
-          runs,
-          `${failed ? `, ${Math.min(replays, SHRINK_RUNS)} of them shrinking replays` : ""}; journal ${JSON.stringify(await journalStates(seen.collections))}`
-        )
-      }
-      // Once more over every collection the property made.
-      await settle(seen.collections, seen, { quiet: false, since: new Set() })
-      await checkInvariants(seen.collections, seen, new Set(), { history: false })
-    },
+    "concurrent steps over two backends with provider faults (fake PSP): documented answers, and the database, the provider and the journal agree after every step",
+    () => concurrentProperty(fakePspSide, RUNS),
     900_000
+  )
+
+  it(
+    "concurrent steps over two backends with provider faults (the real medusa-payment-stripe, fake Stripe API): the same, fewer runs",
+    () => concurrentProperty(fakeStripeSide, STRIPE_RUNS),
+    600_000
   )
 
   it(
     "hostile input, one request at a time: documented answers with Medusa's error body, nothing changed when refused, the invariants kept",
     async () => {
+      const side = fakePspSide
       const seen = new Observations()
       const started = Date.now()
       const pool: string[] = []
-      for (const spec of HOSTILE_SLOTS) pool.push(await newCollection(spec, seen))
+      for (const spec of HOSTILE_SLOTS) pool.push(await newCollection(spec, seen, side))
       let runs = 0
 
-      const property = fc.asyncProperty(hostileStepArb, async (step) => {
+      const property = fc.asyncProperty(hostileStepArb(side), async (step) => {
         runs++
-        await runStep(pool, step, seen, "")
+        await runStep(pool, step, seen, "", side)
         // A collection nothing can change any more is replaced, so later cases still reach the write paths.
         for (let i = 0; i < pool.length; i++) {
-          if ((await collectionState(pool[i])).collection.status === "authorized") pool[i] = await newCollection(HOSTILE_SLOTS[i], seen)
+          if ((await collectionState(pool[i])).collection.status === "authorized") pool[i] = await newCollection(HOSTILE_SLOTS[i], seen, side)
         }
       })
 
@@ -1263,9 +1423,9 @@ describe("Store Payment Collections under random, concurrent and hostile request
         // would replay requests against a database the failure already broke.
         await fc.assert(property, { seed: SEED, numRuns: HOSTILE_RUNS, endOnFailure: true })
       } finally {
-        report("property-based (hostile)", seen, started, runs)
+        report("property-based (hostile)", seen, started, runs, `; ${await journalTotals(seen.collections)}`)
       }
-      await checkInvariants(seen.collections, seen, new Set(), { history: false })
+      await checkInvariants(seen.collections, seen, new Set(), side, { history: false })
     },
     600_000
   )
@@ -1277,11 +1437,11 @@ describe("Store Payment Collections under random, concurrent and hostile request
   // removal is committed, its delete retried until the provider takes it, and
   // the update is kept on both sides. The third is the same finding's shape
   // under the new rules: the request fails after the update (a second update
-  // refused), and the first is set back. The last two were found by this
-  // version of the spec and fail until the plugin changes.
+  // refused), and the first is set back. The others were found by later
+  // versions of the spec, each failing until the plugin changed.
   describe("cases the property found, replayed deterministically", () => {
     async function twoTestPaySessions() {
-      const collection = await createPaymentCollection({ regionId: regions.all, amount: 1000 })
+      const collection = await createPaymentCollection({ regionId: regions.psp, amount: 1000 })
       const made = await shops[0].post(`${BASE}/${collection.id}/sessions/batch`, {
         sessions: [
           { provider_id: "test-pay", amount: 532 },
@@ -1358,7 +1518,7 @@ describe("Store Payment Collections under random, concurrent and hostile request
     // answered 400 invalid_data, a refusal of the shopper's request, and the
     // authorization was recorded right after it (adopted), as it must be.
     it("an authorization whose payment data the provider refuses to give: recorded (adopted), and not answered as a refused request", async () => {
-      const collection = await createPaymentCollection({ regionId: regions.all, amount: 800 })
+      const collection = await createPaymentCollection({ regionId: regions.psp, amount: 800 })
       const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-pay" })
       const session = created.body.payment_collection.payment_sessions[0]
       await psp.confirmSession(session)
@@ -1383,10 +1543,12 @@ describe("Store Payment Collections under random, concurrent and hostile request
     // generator), shrunk: the shopper confirmed a test-legacy intent, then a
     // batch's update of its session hung. The reconciler sets the provider back
     // to the database's amount; the provider refuses to update an authorized
-    // intent, and the row stays `started`, retried with backoff for ever (a
-    // failed `update` row each time), although the provider never changed.
-    it("an update that hangs on an intent the shopper has confirmed: the journal settles, the provider keeps the database's amount", async () => {
-      const collection = await createPaymentCollection({ regionId: regions.all, amount: 1000 })
+    // intent, and the row stayed open, retried with backoff for ever (a failed
+    // `update` row each time), although the provider never changed. A refused
+    // set-back now asks the provider: the shopper's authorization it tells is
+    // recorded (adopted), which settles the update.
+    it("an update that hangs on an intent the shopper has confirmed: the journal settles, the provider keeps the database's amount, the authorization is recorded", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.psp, amount: 1000 })
       const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-legacy" })
       const session = created.body.payment_collection.payment_sessions[0]
       await psp.confirmSession(session)
@@ -1401,9 +1563,98 @@ describe("Store Payment Collections under random, concurrent and hostile request
       })
 
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 504, code: "payment_provider_timeout" })
-      await waitForSettledJournal(collection.id, LEASE_MS + 20 * OPTIONS.reconcile_interval_ms + 5_000)
-      expect(await collectionState(collection.id)).toEqual(before)
+      const rows = await waitForSettledJournal(collection.id, LEASE_MS + 20 * OPTIONS.reconcile_interval_ms + 5_000)
+      // The hung update is settled by the authorization; the set-back itself was refused.
+      expect(rows.filter((r) => r.operation === "update").map((r) => r.state)).toEqual(["adopted", "failed"])
+      const after = await collectionState(collection.id)
+      expect(after.sessions).toEqual([
+        expect.objectContaining({ id: session.id, status: "authorized", amount: 1000, data: before.sessions[0].data }),
+      ])
+      expect(after.payments).toEqual([expect.objectContaining({ provider_id: "test-legacy", amount: 1000 })])
+      expect(after.collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
       expect(await psp.intent(session.data.id)).toMatchObject({ status: "authorized", amount: 1000 })
+    })
+
+    // Property 1 over the fake PSP, seed 20261201 (issue 18's version of the
+    // spec), shrunk: the shopper confirmed a session; a batch removing it asked
+    // its provider first, and the answer ("authorized") came after the request
+    // had answered 504. The late answer was dropped (a read, `undone`): the
+    // provider had told a backend of an authorization that was never recorded.
+    it("a removal whose status read answers late, after the shopper confirmed: the authorization it tells is recorded", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.psp, amount: 1000 })
+      const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-fields" })
+      const session = created.body.payment_collection.payment_sessions[0]
+      await psp.confirmSession(session)
+      await psp.behaviour({ getPaymentStatus: { delayMs: LATE_MS, times: 1 } })
+
+      const res = await shops[1].post(`${BASE}/${collection.id}/sessions/batch`, { sessions: [{ provider_id: "manual", amount: 1000 }] })
+
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 504, code: "payment_provider_timeout" })
+      const rows = await waitForSettledJournal(collection.id, LEASE_MS + 20 * OPTIONS.reconcile_interval_ms + 5_000)
+      expect(rows.filter((r) => r.operation === "status").map((r) => r.state)).toEqual(["adopted"])
+      const after = await collectionState(collection.id)
+      expect(after.sessions).toEqual([expect.objectContaining({ id: session.id, status: "authorized", amount: 1000 })])
+      expect(after.payments).toEqual([expect.objectContaining({ provider_id: "test-fields", amount: 1000 })])
+      expect(after.collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
+      expect(await psp.intent(session.data.id)).toMatchObject({ status: "authorized" })
+    })
+
+    // Property 2, seed 20261201, case 32 (issue 18's version of the spec): a
+    // create for another provider asked the shopper-confirmed session's
+    // provider first (authorized), then the provider refused the payment's data.
+    // The status read was already closed: the request answered 400 as a refusal
+    // and nothing recorded the authorization the provider had told.
+    it("a removal that finds the shopper's authorization whose payment data the provider refuses: recorded (adopted), and answered 502", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.psp, amount: 900 })
+      const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-legacy" })
+      const session = created.body.payment_collection.payment_sessions[0]
+      await psp.confirmSession(session)
+      await psp.behaviour({ retrievePayment: { fail: "refuse", times: 1 } })
+
+      const res = await shops[1].post(`${BASE}/${collection.id}/sessions`, { provider_id: "test-fields" })
+
+      expect({ status: res.status, type: res.body.type, code: res.body.code }).toEqual({
+        status: 502,
+        type: "unexpected_state",
+        code: "payment_provider_error",
+      })
+      const rows = await waitForSettledJournal(collection.id)
+      expect(rows.filter((r) => r.operation === "status").map((r) => r.state)).toEqual(["adopted"])
+      const after = await collectionState(collection.id)
+      expect(after.sessions).toEqual([expect.objectContaining({ id: session.id, provider_id: "test-legacy", status: "authorized", amount: 900 })])
+      expect(after.payments).toEqual([expect.objectContaining({ provider_id: "test-legacy", amount: 900 })])
+      expect(after.collection).toMatchObject({ status: "authorized", authorized_amount: 900 })
+      expect((await psp.liveIntents(collection.id)).map((i) => [i.id, i.status])).toEqual([[session.data.id, "authorized"]])
+    })
+
+    // Property 1 over the fake Stripe, seed 20261201 with 40 runs (P7): the
+    // shopper confirmed a session, then a batch gave it a new amount.
+    // medusa-payment-stripe answers a guest's update with a new intent, and the
+    // plugin canceled the confirmed one as replaced: 200, and the shopper's hold
+    // voided. The provider is now asked before such an update, as before a removal.
+    it("a batch that changes the amount of a Stripe session the shopper confirmed: 400 naming it, the authorization recorded, the intent kept", async () => {
+      const collection = await createPaymentCollection({ regionId: regions.stripe, amount: 1000 })
+      const created = await shops[0].post(`${BASE}/${collection.id}/sessions`, { provider_id: "stripe" })
+      const session = created.body.payment_collection.payment_sessions[0]
+      await fakeStripe.confirmSession(session)
+
+      const res = await shops[1].post(`${BASE}/${collection.id}/sessions/batch`, {
+        sessions: [
+          { provider_id: "stripe", amount: 700, session_id: session.id },
+          { provider_id: "manual", amount: 300 },
+        ],
+      })
+
+      expect({ status: res.status, type: res.body.type }).toEqual({ status: 400, type: "not_allowed" })
+      expect(res.body.message).toContain(session.id)
+      await waitForSettledJournal(collection.id)
+      const after = await collectionState(collection.id)
+      expect(after.sessions).toEqual([expect.objectContaining({ id: session.id, status: "authorized", amount: 1000 })])
+      expect(after.payments).toEqual([expect.objectContaining({ provider_id: "stripe", amount: 1000 })])
+      expect(after.collection).toMatchObject({ status: "authorized", authorized_amount: 1000 })
+      expect((await fakeStripe.paymentIntents({ resourceId: collection.id })).map((i) => [i.id, i.status, i.amount])).toEqual([
+        [session.data.id, "requires_capture", 1000],
+      ])
     })
   })
 })

@@ -9,6 +9,7 @@ import {
   linkedPayments,
   linkedSessions,
   orphanSessions,
+  retryWhileBusy,
   sleep,
   waitFor,
 } from "./helpers/payments"
@@ -60,7 +61,7 @@ describe("payment provider faults and failed database writes", () => {
   beforeAll(async () => {
     backend = await startExtraBackend({
       env: {
-        PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ provider_timeout_ms: PROVIDER_TIMEOUT_MS, reconcile_interval_ms: 500 }),
+        PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify({ provider_timeout_ms: PROVIDER_TIMEOUT_MS, reconcile_interval_ms: 500, finder_settle_ms: 1000 }),
       },
     })
     api = createApi(backend.url)
@@ -124,8 +125,9 @@ describe("payment provider faults and failed database writes", () => {
       expect(rows.map((r) => `${r.id}:${r.provider_id}:${r.amount}`)).toEqual([`${session.id}:test-pay:1000`])
       expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 1000 })])
 
+      // A hung update may still answer: a retry waits for it or its lease (409 with Retry-After).
       await psp.behaviour({ updatePayment: null })
-      const retry = await api.post(`${base(collection.id)}/sessions/batch`, body)
+      const retry = await retryWhileBusy(() => api.post(`${base(collection.id)}/sessions/batch`, body))
       expect(retry.status).toBe(200)
       const after = await linkedSessions(collection.id)
       expect(after.map((r) => `${r.provider_id}:${r.amount}`).sort()).toEqual(["manual:300", "test-pay:700"])
@@ -133,7 +135,7 @@ describe("payment provider faults and failed database writes", () => {
       expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, amount: 700 })])
     })
 
-    it("at authorize: a clear error, no payment, the collection not authorized; a retry succeeds", async () => {
+    it("at authorize: a clear error; what the provider holds is recorded, never more; a retry answers the authorization", async () => {
       const collection = await createPaymentCollection({ regionId: region.id, amount: 900 })
       const session = await createTestPaySession(collection.id)
       await psp.confirmSession(session)
@@ -147,17 +149,36 @@ describe("payment provider faults and failed database writes", () => {
         expect(res.body.type).toBe("payment_authorization_error")
         expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "error" })
         expect(await collectionRow(collection.id)).toMatchObject({ status: "awaiting", authorized_amount: 0 })
+        expect(await linkedPayments(collection.id)).toEqual([])
+      } else if (fault === "throw") {
+        // A crash may follow an effect: before answering, the request asked the
+        // provider's status, found the shopper's confirmation and recorded it.
+        expectUnavailable(res, fault)
+        expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "authorized" })
+        expect(await linkedPayments(collection.id)).toHaveLength(1)
+        expect(await collectionRow(collection.id)).toMatchObject({ status: "authorized", authorized_amount: 900 })
       } else {
+        // Still in flight: one call at a time on a session, so a retry waits for its
+        // answer, then answers 409 with Retry-After instead of calling the provider again.
         expectUnavailable(res, fault)
         expect((await linkedSessions(collection.id))[0]).toMatchObject({ id: session.id, status: "pending" })
-        expect(await collectionRow(collection.id)).toMatchObject({ status: "not_paid", authorized_amount: null })
+        expect(await linkedPayments(collection.id)).toEqual([])
+        // It waits up to provider_timeout_ms: 409 while the hung call's lease holds, or, once the
+        // lease is over, the call settled by asking the provider's status (a race on a loaded machine).
+        const early = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+        expect([200, 409]).toContain(early.status)
+        if (early.status === 409) {
+          expect(early.body.type).toBe("conflict")
+          expect(Number(early.headers["retry-after"])).toBeGreaterThanOrEqual(1)
+        }
+        expect(await psp.history({ intentId: session.data.id, method: "authorizePayment" })).toHaveLength(1)
       }
-      expect(await linkedPayments(collection.id)).toEqual([])
       // The shopper's confirmation stands: a failed read of it changes nothing at the provider.
       expect((await psp.state()).intents).toEqual([expect.objectContaining({ id: session.data.id, status: "authorized" })])
 
+      // Once the hung call's lease is over, a request settles it by asking the status.
       await psp.behaviour({ authorizePayment: null })
-      const retry = await api.post(`${base(collection.id)}/sessions/${session.id}/authorize`)
+      const retry = await retryWhileBusy(() => api.post(`${base(collection.id)}/sessions/${session.id}/authorize`))
       expect(retry.status).toBe(200)
       expect(retry.body.payment_session).toMatchObject({ id: session.id, status: "authorized" })
       expect(await linkedPayments(collection.id)).toHaveLength(1)

@@ -7,8 +7,23 @@ import { base } from "./helpers/payments"
 // The plugin calls providers directly, so it builds what a provider receives
 // itself. With a logged-in customer, every call a storefront's flow makes —
 // initiate, update, authorize, and the payment's data — must reach the provider
-// exactly as core 1.20.11 sends it (email, customer, context, metadata), for a
-// payment processor and for a legacy payment service alike.
+// as core 1.20.11 sends it (email, context, metadata), for a payment processor
+// and for a legacy payment service alike — plus, where core drops it, the
+// customer who pays (README, Differences from core), so that a provider can
+// keep one customer of its own per Medusa customer.
+
+/** The arguments without the customer object core drops (and the plugin passes). */
+function withoutCustomer(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutCustomer)
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([key]) => key !== "customer")
+        .map(([key, v]) => [key, withoutCustomer(v)])
+    )
+  }
+  return value
+}
 
 const CUSTOMER = { email: "input-spec@pcp.test", password: "secret-pass-1", first_name: "Ada", last_name: "Lovelace" }
 
@@ -92,13 +107,23 @@ describe("what reaches a provider is what core sends", () => {
 
     expect(Object.keys(fromPlugin).sort()).toEqual(Object.keys(fromCore).sort())
     expect(fromCore.initiatePayment).toHaveLength(1)
-    expect(fromPlugin).toEqual(fromCore)
+    expect(withoutCustomer(fromPlugin)).toEqual(withoutCustomer(fromCore))
   })
 
-  it("the logged-in customer's email is what the provider gets (core passes no customer object)", async () => {
+  it("the provider gets the logged-in customer's email, and the customer who pays (core passes none)", async () => {
     const received = await storefrontFlow(api, "test-pay")
     const [initiateArgs] = received.initiatePayment as any[][]
     expect(initiateArgs[0]).toMatchObject({ email: CUSTOMER.email, resource_id: "<collection>", amount: 1000 })
-    expect(initiateArgs[0].customer ?? null).toBeNull()
+    expect(initiateArgs[0].customer).toEqual({
+      id: expect.stringMatching(/^cus_/),
+      email: CUSTOMER.email,
+      first_name: CUSTOMER.first_name,
+      last_name: CUSTOMER.last_name,
+      phone: null,
+      has_account: true,
+      metadata: { segment: "vip" },
+    })
+    const [updateArgs] = received.updatePayment as any[][]
+    expect(updateArgs[0].customer).toEqual(initiateArgs[0].customer)
   })
 })

@@ -153,13 +153,13 @@ describe("POST /store/payment-collections/:id/sessions/:session_id (Refresh a Pa
 
     it("an authorized session → 400 not_allowed; the session, its payment and the collection are unchanged", async () => {
       const { collection, manual } = await partiallyAuthorized()
-      const before = await psp.state()
+      const before = await psp.history({ resourceId: collection.id })
 
       const res = await refresh(collection.id, manual.id)
 
       expect(res.status).toBe(400)
       expect(res.body.type).toBe("not_allowed")
-      expect((await psp.state()).calls).toEqual(before.calls)
+      expect(await psp.history({ resourceId: collection.id })).toEqual(before)
       const row = (await sessionRows(collection.id)).find((r) => r.id === manual.id)
       expect(row).toMatchObject({ status: "authorized", amount: 600 })
       const { rows } = await db.query(

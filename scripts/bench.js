@@ -21,6 +21,7 @@
 // default is all). Uses DATABASE_URL's server when set, else
 // embedded PostgreSQL.
 
+require("./lib/repo-env").applyRepoEnv()
 const crypto = require("crypto")
 const fs = require("fs")
 const os = require("os")

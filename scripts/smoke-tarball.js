@@ -24,7 +24,9 @@ const semver = require("semver")
 const { Client } = require("pg")
 const { startPostgres, createDatabase, dropDatabase, databaseUrl } = require("./lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("./lib/medusa-host")
-const { privateConfigHome } = require("./lib/medusa-config-home")
+const { applyRepoEnv, repoEnv } = require("./lib/repo-env")
+
+applyRepoEnv()
 
 // Each release with the versions of its companions that the medusajs/medusa
 // monorepo held at that release's tag (packages/*/package.json), and the typeorm
@@ -99,15 +101,9 @@ const MATRIX = [
 const PEER_RANGE = require(path.join(REPO_ROOT, "package.json")).peerDependencies["@medusajs/medusa"]
 const COLLECTION_AMOUNT = 1234
 
-// npm and Medusa's CLI both load medusa-telemetry (its postinstall, its
-// sender): they get the repository's private config home too.
-function npmEnv() {
-  return { ...process.env, XDG_CONFIG_HOME: privateConfigHome() }
-}
-
 function run(cmd, args, cwd) {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env: npmEnv(), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd, env: repoEnv(), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {
         err.message = `${cmd} ${args.join(" ")} failed (${err.code}):\n${(stdout + stderr).slice(-6000)}`
         return reject(err)

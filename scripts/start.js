@@ -5,7 +5,13 @@
 // dashboard at /app, seeded so the endpoints can be called at once and the
 // dashboard has an order whose edit was paid through two providers. Embedded
 // PostgreSQL with its data in .medusa-demo/ unless DATABASE_URL is set.
+// DEMO_DIR puts the demo's data (database, PSP state, log) elsewhere, e.g. a
+// second demo or the spec of this command; the dashboard's build stays in
+// .medusa-demo/admin (medusa-config.js).
 
+const { applyRepoEnv, repoEnv } = require("./lib/repo-env")
+
+applyRepoEnv()
 const crypto = require("crypto")
 const fs = require("fs")
 const path = require("path")
@@ -18,14 +24,14 @@ const { createShop, placeOrder, seedOrderWithPaidEdit } = require("./lib/order-e
 const { startFakePsp } = require("./lib/fake-psp")
 
 const DEMO_DATABASE = "medusa_demo"
-const DEMO_DIR = path.join(REPO_ROOT, ".medusa-demo")
+const DEMO_DIR = path.resolve(REPO_ROOT, process.env.DEMO_DIR || ".medusa-demo")
 const DEMO_DATA_DIR = path.join(DEMO_DIR, "pgdata")
 const BACKEND_LOG = path.join(DEMO_DIR, "backend.log")
 // The demo's card provider (test-pay) talks to the fake PSP; its intents are kept here across restarts.
 const PSP_STATE_FILE = path.join(DEMO_DIR, "psp-state.json")
 const ADMIN_TOKEN = "demo-admin-token"
 const DASHBOARD_LOGIN = { email: "admin@medusa-test.com", password: "supersecret" }
-const ADMIN_BUILD_DIR = path.join(DEMO_DIR, "admin") // medusa-config.js: @medusajs/admin outDir
+const ADMIN_BUILD_DIR = path.join(REPO_ROOT, ".medusa-demo", "admin") // medusa-config.js: @medusajs/admin outDir
 const SHOP_NAME = "Demo shop"
 const SHOPPER_EMAIL = "demo-shopper@example.com"
 const REGION_ID = "reg_demo"
@@ -107,28 +113,37 @@ function adminBuildStamp() {
   return hash.digest("hex")
 }
 
-/** Builds the dashboard into .medusa-demo/admin unless the last build is of the same sources. */
-async function buildAdminWhenNeeded() {
+/**
+ * Starts building the dashboard into .medusa-demo/admin unless the last build
+ * is of the same sources. `done` resolves with the milliseconds the build took
+ * (null: none was needed); `stop()` ends a build still running.
+ */
+function startAdminBuildWhenNeeded() {
   const stampFile = path.join(ADMIN_BUILD_DIR, ".pcp-build-stamp")
   const stamp = adminBuildStamp()
   const current =
     fs.existsSync(path.join(ADMIN_BUILD_DIR, "index.html")) &&
     fs.existsSync(stampFile) &&
     fs.readFileSync(stampFile, "utf8") === stamp
-  if (current) return null
+  if (current) return { done: Promise.resolve(null), stop: () => {} }
   console.log("Building the admin dashboard (medusa-admin build, about a minute)…")
   const started = Date.now()
-  await new Promise((resolve, reject) => {
-    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "medusa-admin"), ["build"], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, MEDUSA_DISABLE_TELEMETRY: "true" },
-      stdio: ["ignore", "inherit", "inherit"],
-    })
-    child.on("error", reject)
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`medusa-admin build exited with ${code}`))))
+  const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "medusa-admin"), ["build"], {
+    cwd: REPO_ROOT,
+    env: repoEnv(),
+    stdio: ["ignore", "inherit", "inherit"],
   })
-  fs.writeFileSync(stampFile, stamp)
-  return Date.now() - started
+  const done = new Promise((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      if (code !== 0) return reject(new Error(`medusa-admin build exited with ${code ?? signal}`))
+      fs.writeFileSync(stampFile, stamp)
+      resolve(Date.now() - started)
+    })
+  })
+  done.catch(() => {}) // awaited later; a failure before then is reported there
+  const stop = () => child.exitCode === null && child.signalCode === null && child.kill("SIGTERM")
+  return { done, stop }
 }
 
 /**
@@ -162,6 +177,12 @@ async function seedOrders(url, dbUrl, pspUrl) {
   }
 }
 
+/** A path as printed: relative when it is under the working directory. */
+function shownPath(file) {
+  const relative = path.relative(process.cwd(), file)
+  return relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : file
+}
+
 function printWelcome(url, startedInMs, orders) {
   const first = COLLECTIONS[0].id
   console.log(`
@@ -181,30 +202,42 @@ Try:
 Admin API token (header x-medusa-access-token): ${ADMIN_TOKEN}
   curl -s ${url}/admin/payment-collections/providers -H 'x-medusa-access-token: ${ADMIN_TOKEN}'
 
-Backend log: .medusa-demo/backend.log
-Ctrl+C stops the backend${process.env.DATABASE_URL ? "" : " and the embedded PostgreSQL (data kept in .medusa-demo/)"}.`)
+Backend log: ${shownPath(BACKEND_LOG)}
+Ctrl+C stops the backend${process.env.DATABASE_URL ? "" : ` and the embedded PostgreSQL (data kept in ${shownPath(DEMO_DIR)}/)`}.`)
 }
 
 async function main() {
   const started = Date.now()
   const port = Number(process.env.PORT || 9000)
-  const database = await prepareDatabase()
-  fs.mkdirSync(DEMO_DIR, { recursive: true })
-  const psp = await startFakePsp({ stateFile: PSP_STATE_FILE })
+  let adminBuild
+  let database
+  let psp
   let backend
   let orders
-  const stop = async (code) => {
-    await backend?.stop().catch(() => {})
-    await psp.stop().catch(() => {})
-    await database.stopPostgres().catch(() => {})
-    process.exit(code)
-  }
+  // Once, whichever comes first: Ctrl+C sends SIGINT to this process and to its
+  // children alike, and a second signal must not end this process before
+  // PostgreSQL has stopped.
+  let stopping = null
+  const stop = (code) =>
+    (stopping ??= (async () => {
+      adminBuild?.stop()
+      await backend?.stop().catch(() => {})
+      await psp?.stop().catch(() => {})
+      await database?.stopPostgres().catch(() => {})
+      process.exit(code)
+    })())
   process.on("SIGINT", () => stop(0))
   process.on("SIGTERM", () => stop(0))
   try {
+    fs.mkdirSync(DEMO_DIR, { recursive: true })
+    // The dashboard builds (about a minute on a fresh clone) while PostgreSQL
+    // starts and the database is migrated and seeded.
+    adminBuild = startAdminBuildWhenNeeded()
+    database = await prepareDatabase()
+    psp = await startFakePsp({ stateFile: PSP_STATE_FILE })
     await runMigrations({ hostDir: REPO_ROOT, databaseUrl: database.url, env: { TEST_PAY_PSP_URL: psp.url } })
     await seed(database.url)
-    const builtInMs = await buildAdminWhenNeeded()
+    const builtInMs = await adminBuild.done
     if (builtInMs !== null) console.log(`Admin dashboard built in ${(builtInMs / 1000).toFixed(1)} s`)
     backend = await startBackend({
       hostDir: REPO_ROOT,

@@ -2,6 +2,7 @@ import { execFileSync } from "child_process"
 import fs from "fs"
 import path from "path"
 import { chromium, Browser } from "playwright-core"
+import { repoEnv } from "./repo-env"
 
 // The plain CommonJS modules the dashboard spec shares with the scripts, typed
 // here instead of allowJs.
@@ -63,7 +64,7 @@ export function ensureChromium(log: (message: string) => void): string {
     throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) or set PCP_CHROMIUM`)
   }
   log("installing Debian's chromium (apt-get)")
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+  const env = repoEnv({ DEBIAN_FRONTEND: "noninteractive" })
   execFileSync("apt-get", ["update", "-qq"], { env, stdio: "ignore" })
   execFileSync("apt-get", ["install", "-y", "-qq", "chromium"], { env, stdio: "ignore" })
   if (!fs.existsSync(CHROMIUM)) throw new Error(`apt-get install chromium did not provide ${CHROMIUM}`)

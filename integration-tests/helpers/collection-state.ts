@@ -64,3 +64,20 @@ export function expectMedusaError(res: HttpResponse, status: number, type: strin
   })
   expect(res.headers["content-type"]).toMatch(/^application\/json/)
 }
+
+/**
+ * payment_session rows naming one of the collection's intents at the fake PSP
+ * that no collection links: what a half-done write on this collection leaves
+ * behind (orphanSessions() in helpers/payments.ts looks at the whole database,
+ * other specs' collections included).
+ */
+export async function orphanSessionsOf(collectionId: string): Promise<any[]> {
+  const intentIds = (await psp.intents({ resourceId: collectionId })).map((intent) => intent.id)
+  const { rows } = await db.query(
+    `SELECT ps.* FROM payment_session ps
+      WHERE ps.data->>'id' = ANY($1)
+        AND NOT EXISTS (SELECT 1 FROM payment_collection_sessions pcs WHERE pcs.payment_session_id = ps.id)`,
+    [intentIds]
+  )
+  return rows
+}

@@ -20,6 +20,14 @@ export interface TestEnv {
   withPlugin: boolean
   /** The fake PSP every backend's test payment providers call (TEST_PAY_PSP_URL) */
   pspUrl: string
+  /**
+   * The fake Stripe API (integration-tests/fixtures/fake-stripe) every backend's
+   * medusa-payment-stripe calls; the backends register it with these test keys.
+   */
+  stripeUrl: string
+  stripeApiKey: string
+  /** The webhook endpoint secret of the backends' POST /stripe/hooks */
+  stripeWebhookSecret: string
 }
 
 let cached: TestEnv | undefined
@@ -32,4 +40,23 @@ export function testEnv(): TestEnv {
   }
   cached = JSON.parse(fs.readFileSync(file, "utf8")) as TestEnv
   return cached
+}
+
+/**
+ * What testEnv() answers from now on in this test file (each file has its own
+ * module registry): a spec that moves onto a database of its own
+ * (helpers/own-database.ts) names it, and the backend it started, here, so
+ * that every helper (db, api, adminApi, startExtraBackend…) uses them.
+ */
+export function replaceTestEnv(changes: Partial<TestEnv>): TestEnv {
+  ownDatabase ||= changes.backendDatabaseUrl !== undefined
+  cached = { ...testEnv(), ...changes }
+  return cached
+}
+
+let ownDatabase = false
+
+/** Whether this test file's backends use the run's shared database (not one of its own). */
+export function onSharedDatabase(): boolean {
+  return !ownDatabase
 }

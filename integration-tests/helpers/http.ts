@@ -37,11 +37,15 @@ async function send(
   if (rawBody !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
     headers["content-type"] = "application/json"
   }
-  const res = await fetch(baseUrl + path, {
-    method,
-    headers,
-    body: rawBody,
-    signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+  const request = () =>
+    fetch(baseUrl + path, { method, headers, body: rawBody, signal: AbortSignal.timeout(options.timeoutMs ?? 30_000) })
+  const res = await request().catch((err: Error & { cause?: { code?: string; message?: string } }) => {
+    // A kept-alive socket the backend closed for idleness just as it was reused:
+    // the request never reached the backend, so it is sent once more (a new socket).
+    if (err.cause?.code === "UND_ERR_SOCKET" && /other side closed/.test(err.cause.message ?? "")) {
+      return request()
+    }
+    throw err
   })
   const text = await res.text()
   let body: unknown = text
@@ -78,9 +82,20 @@ export function adminHeaders(): Record<string, string> {
   return { "x-medusa-access-token": testEnv().adminToken }
 }
 
+// Made at first use, and again when the test file moved to another backend or
+// admin (replaceTestEnv, helpers/own-database.ts).
 function lazy(make: () => Api): Api {
   let instance: Api | undefined
-  const get = () => (instance ??= make())
+  let madeFor: string | undefined
+  const get = () => {
+    const { backendUrl, adminToken } = testEnv()
+    const key = `${backendUrl} ${adminToken}`
+    if (!instance || madeFor !== key) {
+      instance = make()
+      madeFor = key
+    }
+    return instance
+  }
   return {
     get baseUrl() {
       return get().baseUrl
@@ -92,7 +107,7 @@ function lazy(make: () => Api): Api {
   }
 }
 
-/** The shared backend, no credentials. */
+/** The shared backend (or the one testEnv() names since replaceTestEnv), no credentials. */
 export const api: Api = lazy(() => createApi(testEnv().backendUrl))
 /** The shared backend as the test admin (x-medusa-access-token). */
 export const adminApi: Api = lazy(() => createApi(testEnv().backendUrl, adminHeaders()))

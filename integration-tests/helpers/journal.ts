@@ -16,7 +16,7 @@ export interface AttemptRow {
   error_message: string | null
 }
 
-const OPEN = ["started", "answered"]
+const OPEN = ["started", "answered", "uncertain", "needs_attention"]
 
 /** The journal rows of these collections, oldest first. */
 export async function attemptRows(collectionIds: string | string[]): Promise<AttemptRow[]> {

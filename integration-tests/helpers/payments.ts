@@ -167,3 +167,17 @@ export async function timed<T>(
   const res = await request()
   return { res, endedAt: Date.now() - origin }
 }
+
+/**
+ * Sends a request again, as a well-behaved client does, while it answers 409
+ * with Retry-After (a call on the session is not settled yet), waiting what
+ * the header says; at most `times` tries. Answers the last answer.
+ */
+export async function retryWhileBusy(send: () => Promise<HttpResponse>, times = 5): Promise<HttpResponse> {
+  let res = await send()
+  for (let i = 1; i < times && res.status === 409 && res.headers["retry-after"] !== undefined; i++) {
+    await sleep(Number(res.headers["retry-after"]) * 1000)
+    res = await send()
+  }
+  return res
+}

@@ -33,3 +33,20 @@ async function withQueueKeys<T>(redisUrl: string, fn: (redis: any, keys: string[
     redis.disconnect()
   }
 }
+
+export interface TestRedis {
+  url: string
+  /** true when the spec started this redis-server itself (else PCP_TEST_REDIS_URL's) */
+  own: boolean
+  stop(): Promise<void>
+}
+
+/**
+ * A Redis for a spec that needs one (the Redis event bus): PCP_TEST_REDIS_URL
+ * when set, else a redis-server of the spec's own on a free port (nothing
+ * persisted), else an error saying how to get one (scripts/lib/redis.js).
+ */
+export function testRedis(): Promise<TestRedis> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require(path.resolve(__dirname, "../../scripts/lib/redis.js")).startRedis()
+}

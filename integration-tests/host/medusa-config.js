@@ -37,6 +37,28 @@ const plugins = [
   { resolve: EVENT_RECORDER, options: {} },
   { resolve: HOST_INTROSPECTION, options: {} },
 ]
+// The real medusa-payment-stripe (providers stripe, stripe-blik, stripe-bancontact,
+// stripe-giropay, stripe-ideal, stripe-przelewy24 and the webhook route
+// POST /stripe/hooks), only when the harness runs the fake Stripe API
+// (FAKE_STRIPE_URL, see integration-tests/fixtures/fake-stripe): its stripe-node
+// is pointed there first, so no backend of the tests ever calls api.stripe.com.
+// Manual capture, as a shop that captures when it ships; the webhook's events are
+// handled 200 ms after they arrive instead of the package's default 5 s.
+if (process.env.FAKE_STRIPE_URL) {
+  if (!process.env.FAKE_STRIPE_API_KEY || !process.env.FAKE_STRIPE_WEBHOOK_SECRET) {
+    throw new Error("FAKE_STRIPE_URL needs FAKE_STRIPE_API_KEY and FAKE_STRIPE_WEBHOOK_SECRET (scripts/lib/fake-stripe.js stripeHostEnv)")
+  }
+  require("../fixtures/fake-stripe/point-stripe-node").pointStripeNodeAt(process.env.FAKE_STRIPE_URL)
+  plugins.push({
+    resolve: "medusa-payment-stripe",
+    options: {
+      api_key: process.env.FAKE_STRIPE_API_KEY,
+      webhook_secret: process.env.FAKE_STRIPE_WEBHOOK_SECRET,
+      capture: false,
+      webhook_delay: 200,
+    },
+  })
+}
 if (process.env.HOST_WITHOUT_PLUGIN !== "1") {
   // Without dist/ Medusa would fall back to the repo root, find nothing to load
   // and boot plain core without a word.

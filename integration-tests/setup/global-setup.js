@@ -9,13 +9,18 @@ const { Client } = require("pg")
 const { startPostgres, createDatabase, databaseUrl } = require("../../scripts/lib/postgres")
 const { runMigrations, startBackend, REPO_ROOT } = require("../../scripts/lib/medusa-host")
 const { startFakePsp } = require("../../scripts/lib/fake-psp")
+const { startFakeStripe, stripeHostEnv, STRIPE_TEST_API_KEY, STRIPE_TEST_WEBHOOK_SECRET } = require("../../scripts/lib/fake-stripe")
 const { startPgbouncer } = require("../../scripts/lib/pgbouncer")
 
 const HOST_DIR = path.resolve(__dirname, "../host")
 // The shared backend reconciles every half second, so a spec sees what the
 // reconciler finishes (a retried delete, an adopted authorization) without
-// waiting a minute; its other options are the defaults.
-const SHARED_BACKEND_OPTIONS = { reconcile_interval_ms: 500 }
+// waiting a minute, and concludes a finder's search a second after the call
+// (the providers here answer at once) instead of five minutes. Its status sync
+// is off: its polls of every pending session of the run would land in other
+// specs' provider call counts; the specs of the sync start backends of their
+// own. Its other options are the defaults.
+const SHARED_BACKEND_OPTIONS = { reconcile_interval_ms: 500, finder_settle_ms: 1000, status_sync_window_hours: 0 }
 
 async function createAdminUser(url) {
   const token = `pcp_test_${crypto.randomBytes(16).toString("hex")}`
@@ -66,7 +71,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
 
   // Everything started is recorded here first, so a failure half-way can undo it
   // (jest skips globalTeardown when globalSetup throws).
-  const ctx = { psp: null, pg: null, pgbouncer: null, dbName: null, backend: null, envFile: null }
+  const ctx = { psp: null, stripe: null, pg: null, pgbouncer: null, dbName: null, backend: null, envFile: null }
   globalThis.__PCP_HARNESS__ = { ...globalThis.__PCP_HARNESS__, [name]: ctx }
   try {
     // One PSP for the harness, started before any backend: every backend (this
@@ -74,7 +79,10 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
     // the same provider, whose state outlives any of them. Not a process-wide
     // variable: a second harness (the PgBouncer project) has a PSP of its own.
     ctx.psp = await startFakePsp()
-    const pspEnv = { TEST_PAY_PSP_URL: ctx.psp.url }
+    // Likewise one fake Stripe API: every backend of the harness registers the
+    // real medusa-payment-stripe against it (host/medusa-config.js).
+    ctx.stripe = await startFakeStripe()
+    const providerEnv = { TEST_PAY_PSP_URL: ctx.psp.url, ...stripeHostEnv(ctx.stripe.url) }
     ctx.pg = await startPostgres({})
     if (viaPgbouncer) ctx.pgbouncer = await startPgbouncer({ serverUrl: ctx.pg.baseUrl })
     const pgReady = Date.now()
@@ -84,7 +92,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
     const dbUrl = databaseUrl(ctx.pg.baseUrl, ctx.dbName)
     const backendDbUrl = ctx.pgbouncer ? databaseUrl(ctx.pgbouncer.baseUrl, ctx.dbName) : dbUrl
 
-    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl, env: pspEnv })
+    await runMigrations({ hostDir: HOST_DIR, databaseUrl: backendDbUrl, env: providerEnv })
     const migrated = Date.now()
     const adminToken = await createAdminUser(dbUrl)
 
@@ -92,7 +100,7 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
       hostDir: HOST_DIR,
       databaseUrl: backendDbUrl,
       port: 0,
-      env: { ...pspEnv, PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
+      env: { ...providerEnv, PAYMENT_COLLECTIONS_OPTIONS: JSON.stringify(SHARED_BACKEND_OPTIONS) },
       logFile: process.env.PCP_BACKEND_LOG || undefined,
     })
     if (ctx.pgbouncer) {
@@ -114,6 +122,9 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
       hostDir: HOST_DIR,
       withPlugin,
       pspUrl: ctx.psp.url,
+      stripeUrl: ctx.stripe.url,
+      stripeApiKey: STRIPE_TEST_API_KEY,
+      stripeWebhookSecret: STRIPE_TEST_WEBHOOK_SECRET,
     }
     fs.writeFileSync(ctx.envFile, JSON.stringify(testEnv, null, 2))
     process.env[envFileVar] = ctx.envFile
@@ -123,7 +134,8 @@ async function setUpHarness({ name, envFileVar, viaPgbouncer }) {
       `${name} ready in ${s(Date.now() - started)} (postgres ${ctx.pg.embedded ? "embedded" : "external"}` +
         `${ctx.pgbouncer ? " behind PgBouncer (transaction mode)" : ""} ` +
         `${s(pgReady - started)}, migrations ${s(migrated - pgReady)}, backend ${s(Date.now() - migrated)}; ` +
-        `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}, fake PSP ${ctx.psp.url}`
+        `plugin ${withPlugin ? "loaded" : "left out"}) ${ctx.backend.url}, fake PSP ${ctx.psp.url}, ` +
+        `fake Stripe ${ctx.stripe.url}`
     )
   } catch (err) {
     await require("./global-teardown")

@@ -46,6 +46,7 @@ async function tearDownHarness(name) {
   }
   if (ctx.pg) await attempt(() => ctx.pg.stop())
   if (ctx.psp) await attempt(() => ctx.psp.stop())
+  if (ctx.stripe) await attempt(() => ctx.stripe.stop())
 
   if (errors.length) {
     throw new Error(`global teardown (${name}): ${errors.map((e) => e.message).join("; ")}`)

@@ -17,6 +17,7 @@ const crypto = require("crypto")
 const fs = require("fs")
 const path = require("path")
 const { spawn } = require("child_process")
+const { repoEnv } = require("./repo-env")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const TEMPLATE_DIR = path.join(REPO_ROOT, "integration-tests", "admin-host")
@@ -42,7 +43,7 @@ function run(cmd, args, { cwd, env = {}, logFile }) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd,
-      env: { ...process.env, MEDUSA_DISABLE_TELEMETRY: "true", ...env },
+      env: repoEnv(env),
       stdio: ["ignore", "pipe", "pipe"],
     })
     let output = ""

@@ -5,7 +5,7 @@ const http = require("http")
 const path = require("path")
 const { spawn } = require("child_process")
 const { freePort } = require("./net")
-const { privateConfigHome } = require("./medusa-config-home")
+const { repoEnv } = require("./repo-env")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const MEDUSA_CLI = path.join(REPO_ROOT, "node_modules", ".bin", "medusa")
@@ -13,20 +13,13 @@ const HEALTH_TIMEOUT_MS = 120_000
 const KILL_AFTER_MS = 10_000
 const TAIL_LINES = 200
 
-// The environment of every Medusa process the repository starts. Jest sets
-// NODE_ENV=test, and Medusa 1.20 then swaps in its own mocks (core subscribers,
-// services, the data source): a real backend must never see "test". The config
-// home is always the repository's own (see medusa-config-home.js), whatever
-// the caller's environment says.
+// The environment of a Medusa CLI: the repository's (repo-env.js: its private
+// config home, whatever the caller's environment says) with the backend's
+// settings. Jest sets NODE_ENV=test, and Medusa 1.20 then swaps in its own
+// mocks (core subscribers, services, the data source): a real backend must
+// never see "test".
 function childEnv(databaseUrl, env = {}) {
-  const merged = {
-    ...process.env,
-    LOG_LEVEL: "error",
-    MEDUSA_DISABLE_TELEMETRY: "true",
-    ...env,
-    DATABASE_URL: databaseUrl,
-    XDG_CONFIG_HOME: privateConfigHome(),
-  }
+  const merged = repoEnv({ LOG_LEVEL: "error", ...env, DATABASE_URL: databaseUrl })
   if (!merged.NODE_ENV || merged.NODE_ENV === "test") merged.NODE_ENV = "development"
   return merged
 }

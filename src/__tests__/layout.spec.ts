@@ -11,7 +11,7 @@ const SRC = path.resolve(__dirname, "..")
 /** What each folder may import from the plugin's other folders. */
 const MAY_IMPORT: Record<string, string[]> = {
   lib: [],
-  types: [],
+  types: ["lib"],
   rules: ["lib"],
   db: ["lib", "types"],
   providers: ["lib", "types"],

@@ -135,6 +135,28 @@ export const config: MiddlewaresConfig = {
       bodyParser: false,
       middlewares: [markServedByPlugin, rejectImpossibleIds, jsonBodyOnly()],
     },
+    // Core's admin writers of a collection, served under its lock.
+    {
+      matcher: "/admin/payment-collections/:id/authorize",
+      method: ["POST"],
+      middlewares: [markServedByPlugin, rejectImpossibleIds],
+    },
+    {
+      matcher: "/admin/payment-collections/:id",
+      method: ["DELETE"],
+      middlewares: [markServedByPlugin, rejectImpossibleIds],
+    },
+    {
+      matcher: "/admin/payment-collections/attempts",
+      method: ["GET"],
+      middlewares: [markServedByPlugin],
+    },
+    {
+      matcher: "/admin/payment-collections/attempts/:attempt_id/resolve",
+      method: ["POST"],
+      bodyParser: false,
+      middlewares: [markServedByPlugin, rejectImpossibleIds, jsonBodyOnly()],
+    },
     {
       matcher: "/admin/payment-collections/:id/attempts",
       method: ["GET"],

@@ -13,12 +13,20 @@ const MAX_CONFLICT_ATTEMPTS = 3
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * How long a request waits for the collection's row, and how long its
+ * transaction may sit idle while a provider answers before the server may end it.
+ */
+export type LockTimeouts = { lockTimeoutMs: number; idleTimeoutMs: number }
+
 /** Work under the lock, given the collection as read after the lock was taken (sessions and region too). */
 export type LockedWork<T> = (tx: EntityManager, collection: CollectionRow, read: CollectionRead) => Promise<T>
 
 export type LockOptions = {
   /** Whether a serialization failure or deadlock may run `work` again (no provider was called). */
   mayRetry?: () => boolean
+  /** The request's logged-in customer, for the read's `payer`. */
+  customerId?: string
 }
 
 /** What trying the lock once came to. */
@@ -43,10 +51,14 @@ export type TryResult<T> = { locked: true; value: T } | { locked: false; reason:
 export class CollectionLock {
   constructor(
     private readonly manager: EntityManager,
-    private readonly lockTimeoutMs: number,
+    private readonly timeouts: LockTimeouts,
     private readonly queue: KeyedQueue,
     private readonly decoder: RowDecoder
   ) {}
+
+  get lockTimeoutMs(): number {
+    return this.timeouts.lockTimeoutMs
+  }
 
   /** (1) then (2): what a request does. `inQueue` runs more locked work in the same turn. */
   async run<T>(
@@ -56,7 +68,7 @@ export class CollectionLock {
     return await this.queue.run(
       collectionId,
       this.lockTimeoutMs,
-      () => work(new InQueue(this.manager, this.decoder, collectionId, this.lockTimeoutMs)),
+      () => work(new InQueue(this.manager, this.decoder, collectionId, this.timeouts)),
       () => busy(collectionId)
     )
   }
@@ -75,16 +87,16 @@ export class InQueue {
     private readonly manager: EntityManager,
     private readonly decoder: RowDecoder,
     private readonly collectionId: string,
-    private readonly lockTimeoutMs: number
+    private readonly timeouts: LockTimeouts
   ) {}
 
   /** (2), retried with backoff until the lock timeout; then work in the locked transaction. */
   async locked<T>(work: LockedWork<T>, options: LockOptions = {}): Promise<T> {
-    const deadline = Date.now() + this.lockTimeoutMs
+    const deadline = Date.now() + this.timeouts.lockTimeoutMs
     let conflicts = 0
     for (let lockAttempt = 0; ; lockAttempt++) {
       try {
-        return await this.transaction(work, deadline)
+        return await this.transaction(work, deadline, options.customerId)
       } catch (err) {
         // Only a busy collection row is tried again; a lock wait that timed out
         // later in the work (on a session row, say) may follow provider calls.
@@ -113,7 +125,7 @@ export class InQueue {
   /** (2) once, without waiting. */
   async tryOnce<T>(work: LockedWork<T>): Promise<TryResult<T>> {
     try {
-      const value = await this.transaction(work, Date.now() + this.lockTimeoutMs)
+      const value = await this.transaction(work, Date.now() + this.timeouts.lockTimeoutMs)
       return { locked: true, value }
     } catch (err) {
       if (err instanceof CollectionBusy) {
@@ -126,9 +138,11 @@ export class InQueue {
     }
   }
 
-  private async transaction<T>(work: LockedWork<T>, deadline: number): Promise<T> {
+  private async transaction<T>(work: LockedWork<T>, deadline: number, customerId?: string): Promise<T> {
     return await this.manager.transaction(async (tx) => {
-      const read = await lockCollection(tx, this.decoder, this.collectionId, Math.max(1, deadline - Date.now())).catch((err) => {
+      const lockTimeoutMs = Math.max(1, deadline - Date.now())
+      const timeouts = { lockTimeoutMs, idleTimeoutMs: this.timeouts.idleTimeoutMs }
+      const read = await lockCollection(tx, this.decoder, this.collectionId, timeouts, customerId).catch((err) => {
         throw pgCode(err) === PG_LOCK_NOT_AVAILABLE ? new CollectionBusy() : err
       })
       if (!read) {
@@ -150,4 +164,14 @@ class CollectionMissing extends Error {
   constructor(collectionId: string) {
     super(`Payment collection with id ${collectionId} was not found`)
   }
+}
+
+/**
+ * Whether the transaction is gone: its connection died (a server or pooler
+ * ended it: idle_in_transaction_session_timeout, idle_transaction_timeout, a
+ * restart), and TypeORM released its query runner. Its row lock went with it:
+ * another request may hold the collection now.
+ */
+export function transactionLost(tx: EntityManager): boolean {
+  return tx.queryRunner?.isReleased === true
 }

@@ -1,4 +1,6 @@
 import { EntityManager } from "typeorm"
+import { Payer } from "../types/payer"
+import { PayerRow, payerFrom } from "./collection-payer"
 import { RowDecoder, RowTable } from "./row-shapes"
 
 /**
@@ -49,6 +51,20 @@ export type RegionWithProviders = {
   enabledProviderIds: string[]
 }
 
+/** A call on one of the collection's sessions whose answer is not settled yet. */
+export type OpenCall = {
+  id: string
+  session_id: string
+  operation: string
+  state: string
+  /** Still running (its request's lease is not over): only its answer can settle it. */
+  in_flight: boolean
+  /** Until when it belongs to its request; after that anyone holding the lock may settle it. */
+  lease_until: string
+  /** Set while the finisher backs off from settling it (its last try failed). */
+  retry_at: string | null
+}
+
 /** A collection with its sessions and region, all from one snapshot. */
 export type CollectionRead = {
   collection: CollectionRow
@@ -56,6 +72,10 @@ export type CollectionRead = {
   /** Null when the region was deleted. */
   region: RegionWithProviders["region"] | null
   enabledProviderIds: string[]
+  /** Only on a locked read. */
+  openCalls: OpenCall[]
+  /** Who pays (see collection-payer.ts); only on a locked read. */
+  payer: Payer
 }
 
 type ProviderFlags = { id: string; is_installed: boolean; enabled: boolean }
@@ -77,7 +97,14 @@ async function decodeByKind(manager: EntityManager, decoder: RowDecoder, rows: F
   )
   const byKind = (kind: string) => decoded.filter((_, i) => tableRows[i].kind === kind)
   const providers = rows.find((r) => r.kind === "providers")
-  return { byKind, providers: providers ? (JSON.parse(providers.body) as ProviderFlags[]) : [] }
+  const openCalls = rows.filter((r) => r.kind === "open_call").map((r) => JSON.parse(r.body) as OpenCall)
+  const payer = rows.find((r) => r.kind === "payer")
+  return {
+    byKind,
+    providers: providers ? (JSON.parse(providers.body) as ProviderFlags[]) : [],
+    openCalls,
+    payer: payerFrom(payer ? (JSON.parse(payer.body) as PayerRow) : undefined),
+  }
 }
 
 async function collectionRead(
@@ -88,7 +115,7 @@ async function collectionRead(
   if (!rows.length) {
     return undefined
   }
-  const { byKind, providers } = await decodeByKind(manager, decoder, rows)
+  const { byKind, providers, openCalls, payer } = await decodeByKind(manager, decoder, rows)
   const [region] = byKind("region")
   return {
     collection: byKind("collection")[0] as CollectionRow,
@@ -100,6 +127,8 @@ async function collectionRead(
         }
       : null,
     enabledProviderIds: region ? providers.filter((p) => p.enabled).map((p) => p.id) : [],
+    openCalls,
+    payer,
   }
 }
 
@@ -140,19 +169,24 @@ async function queryOutsideTransaction(manager: EntityManager, sql: string, para
  * Locks the collection row, or reports it busy at once (NOWAIT: a request
  * never holds a pool connection while it waits for another process's lock),
  * then reads it as readCollection does — in the same call, but after the
- * lock, so no change committed before the lock is missed. The same call
- * bounds every later lock wait of the transaction (on session or payment
- * rows) by `lockTimeoutMs`. Undefined when there is no such collection.
+ * lock, so no change committed before the lock is missed — with the calls
+ * still open on its sessions and who pays (`customerId`: the logged-in one). The same call bounds every later lock wait of
+ * the transaction (on session or payment rows) by `lockTimeoutMs`, and keeps
+ * the server from ending the transaction while it waits on a provider for up
+ * to `idleTimeoutMs`. Undefined when there is no such collection.
  */
 export async function lockCollection(
   tx: EntityManager,
   decoder: RowDecoder,
   collectionId: string,
-  lockTimeoutMs: number
+  timeouts: { lockTimeoutMs: number; idleTimeoutMs: number },
+  customerId?: string
 ): Promise<CollectionRead | undefined> {
-  const rows: FunctionRow[] = await tx.query(`SELECT kind, body FROM pcp_lock_collection_v1($1, $2)`, [
+  const rows: FunctionRow[] = await tx.query(`SELECT kind, body FROM pcp_lock_collection_v1($1, $2, $3, $4)`, [
     collectionId,
-    `${Math.ceil(lockTimeoutMs)}ms`,
+    `${Math.ceil(timeouts.lockTimeoutMs)}ms`,
+    `${Math.ceil(timeouts.idleTimeoutMs)}ms`,
+    customerId ?? null,
   ])
   return await collectionRead(tx, decoder, rows)
 }
@@ -199,3 +233,22 @@ export const SESSION_COLUMNS = [
   "id", "created_at", "updated_at", "cart_id", "provider_id", "is_selected",
   "is_initiated", "status", "data", "idempotency_key", "amount", "payment_authorized_at",
 ]
+
+/**
+ * The ids of the provider objects the database names for a collection: its
+ * sessions' and its payments' `data.id` (a Stripe intent's `pi_…`). A provider
+ * object of the collection that none of them names belongs to nothing.
+ */
+export async function namedProviderObjects(tx: EntityManager, collectionId: string): Promise<Set<string>> {
+  const rows: { id: string }[] = await tx.query(
+    `SELECT ps.data->>'id' AS id
+       FROM payment_collection_sessions pcs JOIN payment_session ps ON ps.id = pcs.payment_session_id
+      WHERE pcs.payment_collection_id = $1 AND ps.data ? 'id'
+     UNION
+     SELECT p.data->>'id'
+       FROM payment_collection_payments pcp JOIN payment p ON p.id = pcp.payment_id
+      WHERE pcp.payment_collection_id = $1 AND p.data ? 'id'`,
+    [collectionId]
+  )
+  return new Set(rows.map((r) => r.id))
+}

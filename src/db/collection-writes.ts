@@ -24,11 +24,23 @@ export type SessionUpdate = {
   data: Record<string, unknown> | undefined
 }
 
+/**
+ * A journal row marked committed with the rows it describes, and its call's
+ * latency; with `sweep_id`, a `find` row of that id (its data `sweep_data`) is
+ * added with it, for the finder to look for a copy of the call.
+ */
+export type CommittedAttempt = {
+  id: string
+  latency_ms: number | null
+  sweep_id?: string
+  sweep_data?: Record<string, unknown>
+}
+
 export type SessionChanges = {
   created: NewSession[]
   updated: SessionUpdate[]
   removedIds: string[]
-  committedAttemptIds: string[]
+  committed: CommittedAttempt[]
 }
 
 /** Statuses PostgreSQL's payment_session_status_enum accepts. */
@@ -49,7 +61,7 @@ export async function writeSessionChanges(
     JSON.stringify(changes.created),
     JSON.stringify(changes.updated.map((u) => ({ ...u, data: u.data ?? null }))),
     changes.removedIds,
-    changes.committedAttemptIds,
+    JSON.stringify(changes.committed),
   ])
 }
 
@@ -57,6 +69,8 @@ export type AuthorizationWrite = {
   sessionId: string
   status: string
   data: Record<string, unknown>
+  /** The session's new amount, when it changes with the authorization. */
+  amount?: number
   /** Present when the session is authorized: its payment, linked to the collection. */
   payment?: {
     id: string
@@ -65,7 +79,7 @@ export type AuthorizationWrite = {
     provider_id: string
     data: Record<string, unknown>
   }
-  committedAttemptIds: string[]
+  committed: CommittedAttempt[]
 }
 
 /**
@@ -78,13 +92,14 @@ export async function writeAuthorization(
   collectionId: string,
   write: AuthorizationWrite
 ): Promise<SessionRow> {
-  const rows: SessionRow[] = await tx.query(`SELECT * FROM pcp_write_authorization_v1($1, $2, $3, $4, $5, $6)`, [
+  const rows: SessionRow[] = await tx.query(`SELECT * FROM pcp_write_authorization_v1($1, $2, $3, $4, $5, $6, $7)`, [
     collectionId,
     write.sessionId,
     write.status,
     JSON.stringify(write.data ?? {}),
     JSON.stringify(write.payment ? [write.payment] : []),
-    write.committedAttemptIds,
+    JSON.stringify(write.committed),
+    write.amount ?? null,
   ])
   return rows[0]
 }
@@ -120,4 +135,25 @@ export async function saveCollectionStatus(
 export function updatedRows<T>(result: unknown): T[] {
   const rows = result as unknown[]
   return (Array.isArray(rows[0]) ? rows[0] : rows) as T[]
+}
+
+/** What core's markAsAuthorized writes: `authorized` for the whole amount, whatever the sessions say. */
+export async function markCollectionAuthorized(tx: EntityManager, collectionId: string): Promise<CollectionRow> {
+  const rows = await tx.query(
+    `UPDATE payment_collection SET status = 'authorized', authorized_amount = amount, updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [collectionId]
+  )
+  return updatedRows<CollectionRow>(rows)[0]
+}
+
+/** Deletes the collection row (core deletes it too, not softly); its join rows go with it (ON DELETE CASCADE). */
+export async function deleteCollection(tx: EntityManager, collectionId: string): Promise<void> {
+  await tx.query(`DELETE FROM payment_collection WHERE id = $1`, [collectionId])
+}
+
+/** The order edits a collection pays (its order_edit rows), which keep it from being deleted. */
+export async function orderEditsPaidBy(tx: EntityManager, collectionId: string): Promise<string[]> {
+  const rows: { id: string }[] = await tx.query(`SELECT id FROM order_edit WHERE payment_collection_id = $1`, [collectionId])
+  return rows.map((r) => r.id)
 }

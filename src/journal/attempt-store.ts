@@ -4,10 +4,13 @@ import { JournalQueries } from "../db/journal-pool"
 import { entityId } from "../lib/entity-id"
 import { SettledOutcome } from "../providers/provider-client"
 import { ResolvedPluginOptions } from "../types/options"
-import { AttemptRow, AttemptState, NewAttempt, PROCESS_ID, startedRow } from "./attempt-types"
+import { AttemptRow, ClosedState, NewAttempt, OPEN_STATES_SQL, PROCESS_ID, startedRow } from "./attempt-types"
 
 const ROW_COLUMNS = `id, payment_collection_id, payment_session_id, provider_id, operation, state, outcome,
-  amount, currency_code, provider_data, request_id, process, recovery_attempts`
+  amount, currency_code, provider_data, request_id, process, recovery_attempts, created_at, answered_at`
+
+/** Backoff of a settling step that failed: doubling from the reconcile interval, never above an hour. */
+const MAX_BACKOFF_SECONDS = 3600
 
 const MAX_TEXT = 1000
 const MAX_ID = 255
@@ -65,7 +68,8 @@ export class AttemptStore {
 
   /**
    * Records what the provider answered, the moment it answers: `answered`
-   * with the data an undo needs, or `failed` when there was no effect.
+   * with the data an undo needs, `failed` when it refused (no effect), or
+   * `uncertain` when it failed in a way that may follow an effect.
    */
   async answer(
     id: string,
@@ -75,7 +79,7 @@ export class AttemptStore {
     const ok = outcome.kind === "ok"
     await this.query(`SELECT pcp_answer_attempt_v1($1, $2, $3, $4, $5, $6, $7)`, [
       id,
-      ok ? "answered" : "failed",
+      ok ? "answered" : outcome.kind === "refused" ? "failed" : "uncertain",
       ok ? "ok" : outcome.kind,
       ok ? null : clip(outcome.kind === "refused" ? outcome.code ?? outcome.type ?? "refused" : "payment_provider_error", MAX_ID),
       ok ? null : clip(outcome.message, MAX_TEXT),
@@ -157,16 +161,61 @@ export class AttemptStore {
     return attempts.map((a, i) => startedRow(ids[i], a))
   }
 
-  /** Moves an open row to its final state; false when it was no longer open. */
-  async finish(
-    id: string,
-    state: Exclude<AttemptState, "started" | "answered">,
-    resolvedBy: string,
-    tx?: EntityManager
-  ): Promise<boolean> {
+  /**
+   * A sweep of the provider's finder for what `row`'s call may have created,
+   * as a row of its own (operation `find`, `uncertain`, the same window, or
+   * the one `data` names — resend-sweep.ts): the reconciler settles it while
+   * `row` itself is closed.
+   */
+  async addSweep(row: AttemptRow, data: Record<string, unknown> | null = null): Promise<void> {
+    await this.query(
+      `INSERT INTO payment_collection_attempt
+         (id, payment_collection_id, payment_session_id, provider_id, operation, state, amount, currency_code,
+          provider_data, request_id, process, lease_until, created_at)
+       VALUES ($1, $2, NULL, $3, 'find', 'uncertain', $4, $5, $6, $7, $8, now(), $9)`,
+      [
+        entityId("pcatt"),
+        row.payment_collection_id,
+        row.provider_id,
+        row.amount,
+        row.currency_code,
+        data && JSON.stringify(data),
+        row.request_id,
+        PROCESS_ID,
+        row.created_at,
+      ]
+    )
+  }
+
+  /**
+   * The provider objects a collection's open removals (deletes and cancels
+   * still to be made) name: accounted for, so a finder's sweep leaves them to
+   * those rows instead of removing them twice.
+   */
+  async objectsBeingRemoved(collectionId: string): Promise<Set<string>> {
+    const rows: { id: string }[] = await this.query(
+      `SELECT provider_data->>'id' AS id FROM payment_collection_attempt
+        WHERE payment_collection_id = $1 AND state IN ${OPEN_STATES_SQL}
+          AND operation IN ('delete', 'cancel') AND provider_data ? 'id'`,
+      [collectionId]
+    )
+    return new Set(rows.map((r) => r.id))
+  }
+
+  /** Which of `ids` are calls still running (started, their lease not over). */
+  async inFlight(ids: string[]): Promise<string[]> {
+    const rows: { id: string }[] = await this.query(
+      `SELECT id FROM payment_collection_attempt WHERE id = ANY($1) AND state = 'started' AND lease_until > now()`,
+      [ids]
+    )
+    return rows.map((r) => r.id)
+  }
+
+  /** Closes an open row; false when it was no longer open. */
+  async finish(id: string, state: ClosedState, resolvedBy: string, tx?: EntityManager): Promise<boolean> {
     const sql = `UPDATE payment_collection_attempt
                     SET state = $2, finished_at = now(), resolved_by = $3, next_attempt_at = NULL
-                  WHERE id = $1 AND state IN ('started', 'answered', 'unknown')
+                  WHERE id = $1 AND state IN ${OPEN_STATES_SQL}
                   RETURNING id`
     const params = [id, state, resolvedBy]
     const rows = tx ? updatedRows(await tx.query(sql, params)) : await this.query(sql, params)
@@ -174,33 +223,35 @@ export class AttemptStore {
   }
 
   /**
-   * Marks a call whose answer the journal never got `unknown` — only while it
-   * still has none: false when the answer arrived meanwhile (then it is
-   * finished by what it answered).
+   * Marks an open row `needs_attention`, saying why. True the first time (the
+   * caller announces it), false when it already was, or is no longer open.
    */
-  async markUnanswered(id: string, resolvedBy: string): Promise<boolean> {
-    const rows = await this.query(
-      `UPDATE payment_collection_attempt
-          SET state = 'unknown', finished_at = now(), resolved_by = $2, next_attempt_at = NULL
-        WHERE id = $1 AND state = 'started'
-        RETURNING id`,
-      [id, resolvedBy]
+  async flagForAttention(id: string, reason: string): Promise<boolean> {
+    const rows: { first: boolean }[] = await this.query(
+      `UPDATE payment_collection_attempt a
+          SET state = 'needs_attention', attention_at = COALESCE(b.attention_at, now()), error_message = $2
+         FROM (SELECT id, attention_at FROM payment_collection_attempt WHERE id = $1 FOR UPDATE) b
+        WHERE a.id = b.id AND a.state IN ${OPEN_STATES_SQL}
+        RETURNING b.attention_at IS NULL AS first`,
+      [id, clip(reason, MAX_TEXT)]
     )
-    return rows.length > 0
+    return rows[0]?.first ?? false
   }
 
   /**
-   * A finishing step failed: try again later, backing off (at most an hour).
+   * A settling step failed or must wait: try again later, backing off from
+   * the reconcile interval to at most an hour (never sooner than `notBefore`).
    * Whoever held the row stops working on it, so its lease ends now.
    */
-  async retryLater(id: string, error?: string): Promise<void> {
+  async retryLater(id: string, error?: string, notBefore?: Date): Promise<void> {
     await this.query(
       `UPDATE payment_collection_attempt
           SET recovery_attempts = recovery_attempts + 1, lease_until = now(),
-              next_attempt_at = now() + make_interval(secs => LEAST(3600, $3::double precision / 1000 * 2 ^ LEAST(recovery_attempts, 12))),
+              next_attempt_at = GREATEST($4::timestamptz,
+                now() + make_interval(secs => LEAST(${MAX_BACKOFF_SECONDS}, $3::double precision / 1000 * 2 ^ LEAST(recovery_attempts, 16)))),
               error_message = COALESCE($2, error_message)
         WHERE id = $1`,
-      [id, clip(error, MAX_TEXT), this.options.reconcile_interval_ms]
+      [id, clip(error, MAX_TEXT), this.options.reconcile_interval_ms, notBefore ?? null]
     )
   }
 
@@ -211,7 +262,7 @@ export class AttemptStore {
     }
     return await this.query(
       `SELECT ${ROW_COLUMNS} FROM payment_collection_attempt
-        WHERE id = ANY($1) AND state IN ('started', 'answered')
+        WHERE id = ANY($1) AND state IN ${OPEN_STATES_SQL}
         ORDER BY created_at, id`,
       [ids]
     )
@@ -221,7 +272,7 @@ export class AttemptStore {
   async collectionsToReconcile(limit: number): Promise<string[]> {
     const rows: { payment_collection_id: string }[] = await this.query(
       `SELECT payment_collection_id FROM payment_collection_attempt
-        WHERE state IN ('started', 'answered') AND lease_until < now()
+        WHERE state IN ${OPEN_STATES_SQL} AND lease_until < now()
           AND (next_attempt_at IS NULL OR next_attempt_at <= now())
         GROUP BY payment_collection_id
         ORDER BY min(created_at)
@@ -239,7 +290,7 @@ export class AttemptStore {
     return await this.query(
       `UPDATE payment_collection_attempt
           SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-        WHERE payment_collection_id = $1 AND state IN ('started', 'answered') AND lease_until < now()
+        WHERE payment_collection_id = $1 AND state IN ${OPEN_STATES_SQL} AND lease_until < now()
           AND (next_attempt_at IS NULL OR next_attempt_at <= now())
         RETURNING ${ROW_COLUMNS}`,
       [collectionId, leaseMs]
@@ -251,7 +302,7 @@ export class AttemptStore {
     const rows = await this.query(
       `DELETE FROM payment_collection_attempt
         WHERE id IN (SELECT id FROM payment_collection_attempt
-                      WHERE state NOT IN ('started', 'answered')
+                      WHERE state NOT IN ${OPEN_STATES_SQL}
                         AND created_at < now() - make_interval(days => $1)
                       LIMIT $2)
         RETURNING id`,

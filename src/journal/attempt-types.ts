@@ -3,23 +3,44 @@ import { randomBytes } from "crypto"
 
 /**
  * The attempt journal: one row per call the plugin makes to a payment
- * provider. A row's state says how far its effect got:
+ * provider. A row's state says how far its effect got. Open (still to settle):
  *
- *   started    written and committed BEFORE the provider is called
- *   answered   the provider answered with an effect the database does not hold yet
+ *   started          written and committed BEFORE the provider is called
+ *   answered         the provider answered with an effect the database does not hold yet
+ *   uncertain        the call threw, timed out or lost its connection: it may have acted
+ *   needs_attention  still open, and a person should look: the plugin cannot settle it
+ *                    alone (no finder) or has not managed to for a day; announced once
+ *
+ * Closed:
+ *
  *   committed  the request's transaction committed the rows for it (same transaction)
- *   undone     the request did not commit and nothing of it remains at the provider
+ *   undone     the request did not commit, and nothing of it remains at the provider
  *   adopted    the effect (an authorization) was recorded in the database after its request
- *   failed     the provider refused or crashed: no effect
- *   unknown    cannot be decided (a process died while an initiate call was in flight:
- *              the provider never told us the id of what it may have created)
+ *   failed     the provider refused, naming its reason: no effect
+ *   resolved   closed by an admin
  *
- * started/answered rows of requests that are over are finished by the request
- * itself or, when it could not (it died), by the reconciler.
+ * Open rows of requests that are over are settled by the request itself or,
+ * when it could not (it died, the provider did not answer), by the reconciler.
  */
-export type AttemptState = "started" | "answered" | "committed" | "undone" | "adopted" | "failed" | "unknown"
+export type AttemptState =
+  | "started"
+  | "answered"
+  | "uncertain"
+  | "needs_attention"
+  | "committed"
+  | "undone"
+  | "adopted"
+  | "failed"
+  | "resolved"
 
-export type AttemptOperation = "initiate" | "update" | "authorize" | "retrieve" | "status" | "delete" | "cancel"
+export type ClosedState = Exclude<AttemptState, "started" | "answered" | "uncertain" | "needs_attention">
+
+export const OPEN_STATES = ["started", "answered", "uncertain", "needs_attention"] as const
+
+/** The open states as SQL (a literal list, so the partial indexes on them apply). */
+export const OPEN_STATES_SQL = `(${OPEN_STATES.map((s) => `'${s}'`).join(", ")})`
+
+export type AttemptOperation = "initiate" | "update" | "authorize" | "retrieve" | "status" | "find" | "delete" | "cancel"
 
 /** A full journal row, provider data included (server-side only). */
 export type AttemptRow = {
@@ -36,6 +57,8 @@ export type AttemptRow = {
   request_id: string | null
   process: string
   recovery_attempts: number
+  created_at: Date
+  answered_at: Date | null
 }
 
 export type NewAttempt = {
@@ -88,5 +111,7 @@ export function startedRow(id: string, attempt: NewAttempt): AttemptRow {
     request_id: attempt.requestId ?? null,
     process: PROCESS_ID,
     recovery_attempts: 0,
+    created_at: new Date(),
+    answered_at: null,
   }
 }

@@ -4,7 +4,7 @@ import { writeAuthorization } from "../db/collection-writes"
 import { RowDecoder } from "../db/row-shapes"
 import { entityId } from "../lib/entity-id"
 import { ProviderClient, ProviderOutcome } from "../providers/provider-client"
-import { authorizationStatusOf } from "../rules/collection-status"
+import { authorizationStatusOf, authorizedPaymentAmount, raisedStatus } from "../rules/collection-status"
 import { JournaledCalls } from "./journaled-calls"
 
 type Failed = Exclude<ProviderOutcome<unknown>, { kind: "ok" }>
@@ -49,7 +49,7 @@ export class AuthorizationRecorder {
     const now = new Date()
     const authorizedSession = { ...session, data, status: "authorized", payment_authorized_at: now, updated_at: now }
     const retrieved = await calls.call(
-      { operation: "retrieve", providerId, sessionId: session.id, amount: session.amount },
+      { operation: "retrieve", providerId, sessionId: session.id, amount: session.amount, answerWithRows: true },
       () => this.client.paymentData(providerId, authorizedSession, tx),
       () => null
     )
@@ -60,35 +60,41 @@ export class AuthorizationRecorder {
       calls.willCommit(id)
     }
     const paymentId = entityId("pay")
+    const amount = authorizedPaymentAmount(session.amount ?? 0, { ...data, ...retrieved.outcome.value })
     const written = await writeAuthorization(tx, collection.id, {
       sessionId: session.id,
       status: "authorized",
       data,
+      // The provider authorized less than the session asked (its amount changed
+      // under a call that failed): the session is worth what was authorized.
+      amount: amount < (session.amount ?? 0) ? amount : undefined,
       payment: {
         id: paymentId,
-        amount: session.amount ?? 0,
+        amount,
         currency_code: collection.currency_code,
         provider_id: providerId,
         data: retrieved.outcome.value,
       },
-      committedAttemptIds: [...committedAttemptIds, retrieved.attemptId],
+      committed: calls.committedAttempts([...committedAttemptIds, retrieved.attemptId]),
     })
     return { ok: true, session: written, paymentId }
   }
 
   /**
    * Saves the collection's status and authorized amount as its `sessions` now
-   * add up, tells the event bus (unless `emit` is false: core emits nothing
-   * for a collection with nothing to pay), and answers the collection with
-   * its payments.
+   * add up (`upwardOnly`: never below what it had), tells the event bus
+   * (unless `emit` is false: core emits nothing for a collection with nothing
+   * to pay), and answers the collection with its payments.
    */
   async saveStatus(
     tx: EntityManager,
     collection: CollectionRow,
     sessions: SessionRow[],
-    { emit = true }: { emit?: boolean } = {}
+    { emit = true, upwardOnly = false }: { emit?: boolean; upwardOnly?: boolean } = {}
   ): Promise<{ collection: CollectionRow; payments: Record<string, unknown>[] }> {
-    const saved = await saveAuthorizationStatus(tx, this.decoder, collection.id, authorizationStatusOf(collection, sessions))
+    const computed = authorizationStatusOf(collection, sessions)
+    const change = upwardOnly ? raisedStatus(collection, computed) : computed
+    const saved = await saveAuthorizationStatus(tx, this.decoder, collection.id, change)
     if (emit) {
       await this.emitAuthorized(tx, collection.id)
     }

@@ -1,9 +1,13 @@
 import { MedusaError } from "medusa-core-utils"
 import { databaseUnavailable, isConnectionFailure, paymentProviderUnavailable } from "../lib/errors"
+import { entityId } from "../lib/entity-id"
+import { FinderWindow } from "../providers/finders"
 import { ProviderOutcome, SettledOutcome } from "../providers/provider-client"
 import { AttemptStore } from "./attempt-store"
+import { CommittedAttempt } from "../db/collection-writes"
 import { AttemptOperation, AttemptRow } from "./attempt-types"
 import { HeldAnswers } from "./held-answers"
+import { resendSweepData } from "./resend-sweep"
 
 export type CallSpec = {
   operation: AttemptOperation
@@ -12,6 +16,13 @@ export type CallSpec = {
   amount?: number | null
   /** What the call is about, kept for an undo (a delete: the session's data). */
   providerData?: Record<string, unknown> | null
+  /**
+   * An ok answer needs no journal write of its own: it is marked committed with
+   * the request's rows, and should the process die before that, the call is
+   * settled by asking the provider (a read, an authorize: its status; an
+   * initiate or update: only at a provider with a finder).
+   */
+  answerWithRows?: boolean
 }
 
 /** Who is calling: ends up in every journal row, so a row leads back to its request. */
@@ -22,9 +33,21 @@ export type CallOrigin = {
   idempotencyKey?: string | null
   /** No call is started after this time (ms since the epoch): the request's budget is spent. */
   deadline?: number
+  /**
+   * False once the request's transaction (and the collection's row lock) is
+   * lost: no call is started then; what was done is settled through the journal.
+   */
+  holdsLock?: () => boolean
 }
 
 type Logger = { warn: (m: string) => void; error: (m: string) => void }
+
+/** The request's transaction ended under it: a 503, so the client retries once what it did is settled. */
+export function lockLost(): MedusaError {
+  return databaseUnavailable(
+    "The request lost its database transaction (and the payment collection's lock) while a payment provider answered; what it did is being settled, retry later"
+  )
+}
 
 /** A call that answered after its request stopped waiting, with the journal row as it now is. */
 export type LateAnswer = { row: AttemptRow; outcome: SettledOutcome<unknown> }
@@ -39,6 +62,8 @@ export class JournaledCalls {
   private readonly rows_ = new Map<string, AttemptRow>()
   private readonly staged = new Set<string>()
   private readonly committing = new Set<string>()
+  private readonly latencies = new Map<string, number>()
+  private readonly resendSweeps = new Map<string, FinderWindow>()
   private over!: () => void
   /** Resolves when the request has finished with its own rows. */
   readonly requestOver = new Promise<void>((resolve) => (this.over = resolve))
@@ -68,9 +93,12 @@ export class JournaledCalls {
   ): Promise<{ outcome: ProviderOutcome<T>; attemptId: string }> {
     const row = await this.start(spec)
     const outcome = await invoke()
+    this.latencies.set(row.id, outcome.latencyMs)
     if (outcome.kind === "timeout") {
       this.attempts.timedOut(row.id, outcome.latencyMs).catch((err) => this.journalFailed(row.id, err))
       void outcome.late.then((late) => this.answeredLate(row, late, effectData))
+    } else if (outcome.kind === "ok" && spec.answerWithRows) {
+      this.note(row, outcome, effectData)
     } else {
       await this.record(row, outcome, effectData)
     }
@@ -85,6 +113,7 @@ export class JournaledCalls {
     row: AttemptRow,
     invoke: () => Promise<ProviderOutcome<T>>
   ): Promise<ProviderOutcome<T>> {
+    this.assertBeforeDeadline(row.operation, row.provider_id)
     this.rows_.set(row.id, row)
     const outcome = await invoke()
     if (outcome.kind === "ok") {
@@ -111,8 +140,24 @@ export class JournaledCalls {
     this.committing.add(id)
   }
 
-  committedIds(): string[] {
-    return [...this.committing]
+  /**
+   * When row `id` commits, a `find` row goes with it, to look for a copy of
+   * its call the provider's client may have sent on its own (resend-sweep.ts).
+   */
+  sweepForResend(id: string, window: FinderWindow): void {
+    this.resendSweeps.set(id, window)
+  }
+
+  /** Rows to mark committed with the request's rows (`ids`: these only; else every one it will commit). */
+  committedAttempts(ids: string[] = [...this.committing]): CommittedAttempt[] {
+    return ids.map((id) => {
+      const window = this.resendSweeps.get(id)
+      return {
+        id,
+        latency_ms: this.latencies.get(id) ?? null,
+        ...(window ? { sweep_id: entityId("pcatt"), sweep_data: resendSweepData(window) } : {}),
+      }
+    })
   }
 
   /**
@@ -124,21 +169,36 @@ export class JournaledCalls {
    */
   toFinish(committed: boolean): AttemptRow[] {
     return [...this.rows_.values()].filter((row) =>
-      this.staged.has(row.id) ? committed : row.state === "answered" && !(committed && this.committing.has(row.id))
+      this.staged.has(row.id)
+        ? committed
+        : row.state === "uncertain" || (row.state === "answered" && !(committed && this.committing.has(row.id)))
     )
+  }
+
+  /** Whether a row is a call staged in the request's transaction (made once it commits). */
+  isStaged(id: string): boolean {
+    return this.staged.has(id)
   }
 
   done(): void {
     this.over()
   }
 
-  private async start(spec: CallSpec): Promise<AttemptRow> {
+  /** No call is started once the request's budget is spent (its last call ends a provider timeout later). */
+  private assertBeforeDeadline(operation: string, providerId: string): void {
     if (this.origin.deadline !== undefined && Date.now() > this.origin.deadline) {
       throw paymentProviderUnavailable(
-        spec.providerId,
+        providerId,
         504,
-        `The request ran out of time before it could ${spec.operation} at payment provider ${spec.providerId}`
+        `The request ran out of time before it could ${operation} at payment provider ${providerId}`
       )
+    }
+  }
+
+  private async start(spec: CallSpec): Promise<AttemptRow> {
+    this.assertBeforeDeadline(spec.operation, spec.providerId)
+    if (this.origin.holdsLock && !this.origin.holdsLock()) {
+      throw lockLost()
     }
     const attempt = {
       collectionId: this.origin.collectionId,
@@ -169,17 +229,28 @@ export class JournaledCalls {
     return row
   }
 
+  /** What the provider answered, as this request knows it (the journal may learn it later, or never need to). */
+  private note<T>(
+    row: AttemptRow,
+    outcome: SettledOutcome<T>,
+    effectData: (value: T) => Record<string, unknown> | null
+  ): Record<string, unknown> | null {
+    const data = outcome.kind === "ok" ? effectData(outcome.value) : null
+    // Only a refusal is known to have done nothing; a crash may follow an effect.
+    row.state = outcome.kind === "ok" ? "answered" : outcome.kind === "refused" ? "failed" : "uncertain"
+    row.outcome = outcome.kind
+    if (data) {
+      row.provider_data = data
+    }
+    return data
+  }
+
   private async record<T>(
     row: AttemptRow,
     outcome: SettledOutcome<T>,
     effectData: (value: T) => Record<string, unknown> | null
   ): Promise<void> {
-    const data = outcome.kind === "ok" ? effectData(outcome.value) : null
-    row.state = outcome.kind === "ok" ? "answered" : "failed"
-    row.outcome = outcome.kind
-    if (data) {
-      row.provider_data = data
-    }
+    const data = this.note(row, outcome, effectData)
     const write = () => this.attempts.answer(row.id, outcome as SettledOutcome<unknown>, data)
     try {
       await write()

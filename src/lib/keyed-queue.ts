@@ -47,9 +47,13 @@ export class KeyedQueue {
       } else {
         release()
       }
-      if (this.tails.get(key) === tail) {
-        this.tails.delete(key)
-      }
+      // The entry goes once everything queued before it is over: a waiter that
+      // gave up must not clear the key while an earlier task is still running.
+      void tail.then(() => {
+        if (this.tails.get(key) === tail) {
+          this.tails.delete(key)
+        }
+      })
     }
   }
 

@@ -1,6 +1,6 @@
 import { Logger, MedusaContainer } from "@medusajs/medusa"
 import { PLUGIN_NAME } from "../lib/plugin-info"
-import { optionProblems, PluginOptions, resolveOptions } from "../types/options"
+import { optionProblems, pluginOptionsOf, resolveOptions } from "../types/options"
 
 /**
  * Checks the plugin's options once, at boot: a backend with an option the
@@ -14,10 +14,14 @@ import { optionProblems, PluginOptions, resolveOptions } from "../types/options"
  * same way on a medusa-config.js it cannot load (loaders/config.js
  * handleConfigError: logger.error, then process.exit(1)). Setup functions,
  * whose errors do stop the boot, are not given the options.
+ *
+ * `options` is the plugin's `plugins` entry's options, or, when this package
+ * is the Medusa project itself, the whole config module: the plugin's options
+ * are found in it (pluginOptionsOf), not taken for it.
  */
-export default async function optionsLoader(container: MedusaContainer, options?: PluginOptions): Promise<void> {
+export default async function optionsLoader(container: MedusaContainer, options?: unknown): Promise<void> {
   const logger = container.resolve<Logger>("logger")
-  const problems = optionProblems(options)
+  const problems = optionProblems(pluginOptionsOf(options))
   if (problems.length > 0) {
     logger.error(
       `${PLUGIN_NAME}: invalid plugin options in medusa-config.js, the backend does not start: ${problems.join("; ")}`

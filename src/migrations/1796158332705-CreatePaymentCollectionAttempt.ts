@@ -37,21 +37,27 @@ export class CreatePaymentCollectionAttempt1796158332705 implements MigrationInt
         "answered_at" TIMESTAMP WITH TIME ZONE,
         "finished_at" TIMESTAMP WITH TIME ZONE,
         "latency_ms" integer,
+        "attention_at" TIMESTAMP WITH TIME ZONE,
         CONSTRAINT "PK_payment_collection_attempt" PRIMARY KEY ("id")
       )`)
     await queryRunner.query(`
       CREATE INDEX IF NOT EXISTS "IDX_payment_collection_attempt_collection"
         ON "payment_collection_attempt" ("payment_collection_id", "created_at" DESC)`)
-    // What the reconciler scans: only unfinished rows, a handful at any time.
+    // What the reconciler scans: only open rows, a handful at any time.
     await queryRunner.query(`
       CREATE INDEX IF NOT EXISTS "IDX_payment_collection_attempt_open"
         ON "payment_collection_attempt" ("lease_until")
-        WHERE "state" IN ('started', 'answered')`)
-    // What retention deletes: finished rows by age.
+        WHERE "state" IN ('started', 'answered', 'uncertain', 'needs_attention')`)
+    // What a locked request checks: the calls still open on one collection.
+    await queryRunner.query(`
+      CREATE INDEX IF NOT EXISTS "IDX_payment_collection_attempt_open_collection"
+        ON "payment_collection_attempt" ("payment_collection_id")
+        WHERE "state" IN ('started', 'answered', 'uncertain', 'needs_attention')`)
+    // What retention deletes: closed rows by age.
     await queryRunner.query(`
       CREATE INDEX IF NOT EXISTS "IDX_payment_collection_attempt_finished"
         ON "payment_collection_attempt" ("created_at")
-        WHERE "state" NOT IN ('started', 'answered')`)
+        WHERE "state" NOT IN ('started', 'answered', 'uncertain', 'needs_attention')`)
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {

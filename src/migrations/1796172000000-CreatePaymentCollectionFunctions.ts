@@ -37,6 +37,7 @@ export class CreatePaymentCollectionFunctions1796172000000 implements MigrationI
 /** In creation order (the lock function calls the read function). */
 const FUNCTION_NAMES = [
   "pcp_commit_attempts_v1",
+  "pcp_payer_v1",
   "pcp_read_collection_v1",
   "pcp_lock_collection_v1",
   "pcp_write_sessions_v1",
@@ -49,13 +50,43 @@ const FUNCTION_NAMES = [
 const FUNCTIONS = [
   // The one place that marks journal rows committed: called by the writes
   // below, in the request's transaction, so the rows commit with what they
-  // describe or not at all.
-  `CREATE FUNCTION pcp_commit_attempts_v1(p_ids text[])
+  // describe or not at all. An ok answer the request did not journal on its own
+  // (it commits with the rows) gets its outcome and latency here. A row given a
+  // sweep_id brings a `find` row along (open, for the reconciler): a create the
+  // provider's client may have sent twice is looked for.
+  `CREATE FUNCTION pcp_commit_attempts_v1(p_committed jsonb)
   RETURNS void
   LANGUAGE sql VOLATILE AS $fn$
-    UPDATE payment_collection_attempt
-       SET state = 'committed', finished_at = now(), resolved_by = 'request'
-     WHERE id = ANY(p_ids) AND state IN ('started', 'answered');
+    UPDATE payment_collection_attempt a
+       SET state = 'committed', finished_at = now(), resolved_by = 'request',
+           outcome = COALESCE(a.outcome, 'ok'), latency_ms = COALESCE(a.latency_ms, c.latency_ms),
+           answered_at = COALESCE(a.answered_at, now())
+      FROM jsonb_to_recordset(p_committed) AS c(id text, latency_ms integer)
+     WHERE a.id = c.id AND a.state IN ('started', 'answered');
+    INSERT INTO payment_collection_attempt
+           (id, payment_collection_id, payment_session_id, provider_id, operation, state, amount, currency_code,
+            provider_data, request_id, process, lease_until, created_at)
+    SELECT c.sweep_id, a.payment_collection_id, NULL, a.provider_id, 'find', 'uncertain', a.amount, a.currency_code,
+           c.sweep_data, a.request_id, a.process, now(), a.created_at
+      FROM jsonb_to_recordset(p_committed) AS c(id text, sweep_id text, sweep_data jsonb)
+      JOIN payment_collection_attempt a ON a.id = c.id
+     WHERE c.sweep_id IS NOT NULL;
+  $fn$;`,
+  // Who pays a collection: the customer of the order whose edit it pays (and the
+  // order's email), else the logged-in customer of the request, else no row.
+  `CREATE FUNCTION pcp_payer_v1(p_collection_id text, p_customer_id text)
+  RETURNS TABLE (id text, email text, first_name text, last_name text, phone text, has_account boolean,
+                 metadata jsonb, payer_email text)
+  LANGUAGE sql STABLE AS $fn$
+    SELECT c.id, c.email, c.first_name, c.last_name, c.phone, c.has_account, c.metadata, p.payer_email
+      FROM (SELECT o.customer_id, o.email AS payer_email, 0 AS rank
+              FROM order_edit oe JOIN "order" o ON o.id = oe.order_id
+             WHERE oe.payment_collection_id = p_collection_id
+            UNION ALL
+            SELECT p_customer_id, NULL, 1 WHERE p_customer_id IS NOT NULL) p
+      JOIN customer c ON c.id = p.customer_id AND c.deleted_at IS NULL
+     ORDER BY p.rank
+     LIMIT 1;
   $fn$;`,
   `CREATE FUNCTION pcp_read_collection_v1(p_collection_id text)
   RETURNS TABLE (kind text, body text)
@@ -94,12 +125,20 @@ const FUNCTIONS = [
        ORDER BY ps.created_at, ps.id;
   END
   $fn$;`,
-  `CREATE FUNCTION pcp_lock_collection_v1(p_collection_id text, p_lock_timeout text)
+  // Also answers who pays (pcp_payer_v1) and the calls still open on the collection's sessions (an update
+  // or authorize whose answer is not settled yet): a request settles or waits
+  // for them before it calls the provider on that session again. It sets the
+  // transaction's own idle_in_transaction_session_timeout above the longest
+  // provider call (transaction-local, so PgBouncer's transaction mode keeps
+  // working), so a server-wide setting cannot end the transaction, and its row
+  // lock, during a call.
+  `CREATE FUNCTION pcp_lock_collection_v1(p_collection_id text, p_lock_timeout text, p_idle_timeout text, p_customer_id text)
   RETURNS TABLE (kind text, body text)
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
   BEGIN
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    PERFORM set_config('idle_in_transaction_session_timeout', p_idle_timeout, true);
     PERFORM 1
        FROM payment_collection pc
       WHERE pc.id = p_collection_id AND pc.deleted_at IS NULL
@@ -108,10 +147,23 @@ const FUNCTIONS = [
       RETURN;
     END IF;
     RETURN QUERY SELECT r.kind, r.body FROM pcp_read_collection_v1(p_collection_id) r;
+    RETURN QUERY
+      SELECT 'open_call'::text,
+             json_build_object(
+               'id', a.id, 'session_id', a.payment_session_id, 'operation', a.operation, 'state', a.state,
+               'in_flight', a.state = 'started' AND a.lease_until > now(), 'lease_until', a.lease_until,
+               'retry_at', CASE WHEN a.next_attempt_at > now() THEN a.next_attempt_at END)::text
+        FROM payment_collection_attempt a
+        JOIN payment_collection_sessions pcs
+          ON pcs.payment_session_id = a.payment_session_id AND pcs.payment_collection_id = p_collection_id
+       WHERE a.payment_collection_id = p_collection_id
+         AND a.state IN ('started', 'answered', 'uncertain', 'needs_attention')
+         AND a.operation IN ('update', 'authorize');
+    RETURN QUERY SELECT 'payer'::text, row_to_json(p)::text FROM pcp_payer_v1(p_collection_id, p_customer_id) p;
   END
   $fn$;`,
   `CREATE FUNCTION pcp_write_sessions_v1(
-    p_collection_id text, p_created jsonb, p_updated jsonb, p_removed text[], p_committed text[])
+    p_collection_id text, p_created jsonb, p_updated jsonb, p_removed text[], p_committed jsonb)
   RETURNS SETOF payment_session
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
@@ -139,7 +191,8 @@ const FUNCTIONS = [
   END
   $fn$;`,
   `CREATE FUNCTION pcp_write_authorization_v1(
-    p_collection_id text, p_session_id text, p_status payment_session.status%TYPE, p_data jsonb, p_payments jsonb, p_committed text[])
+    p_collection_id text, p_session_id text, p_status payment_session.status%TYPE, p_data jsonb, p_payments jsonb,
+    p_committed jsonb, p_amount integer)
   RETURNS SETOF payment_session
   LANGUAGE plpgsql VOLATILE AS $fn$
   #variable_conflict use_column
@@ -148,13 +201,17 @@ const FUNCTIONS = [
     RETURN QUERY
       WITH session AS (
              UPDATE payment_session
-                SET status = p_status, data = p_data, updated_at = now(),
+                SET status = p_status, data = p_data, amount = COALESCE(p_amount, amount), updated_at = now(),
                     payment_authorized_at = CASE WHEN p_status = 'authorized' THEN now() ELSE payment_authorized_at END
               WHERE id = p_session_id
              RETURNING *),
+           -- A payment recorded after the order edit it pays was completed (an authorization adopted
+           -- late) belongs to the order, as core's complete route links those it found.
            payment AS (
-             INSERT INTO payment (id, amount, currency_code, provider_id, data)
-             SELECT p.id, p.amount, p.currency_code, p.provider_id, p.data
+             INSERT INTO payment (id, amount, currency_code, provider_id, data, order_id)
+             SELECT p.id, p.amount, p.currency_code, p.provider_id, p.data,
+                    (SELECT oe.order_id FROM order_edit oe
+                      WHERE oe.payment_collection_id = p_collection_id AND oe.confirmed_at IS NOT NULL)
                FROM jsonb_to_recordset(p_payments) AS p(id text, amount int, currency_code text, provider_id text, data jsonb)
              RETURNING id),
            linked AS (
@@ -210,7 +267,7 @@ const FUNCTIONS = [
   LANGUAGE plpgsql VOLATILE AS $fn$
   BEGIN
     UPDATE payment_collection_attempt
-       SET state = CASE WHEN state IN ('started', 'unknown') THEN p_state ELSE state END,
+       SET state = CASE WHEN state IN ('started', 'needs_attention') THEN p_state ELSE state END,
            outcome = p_outcome, error_code = p_error_code, error_message = p_error_message,
            provider_data = COALESCE(p_provider_data, provider_data),
            latency_ms = p_latency_ms, answered_at = now()

@@ -3,7 +3,7 @@ import { PaymentCollection } from "./payment-collection"
 
 /**
  * One call of the plugin to a payment provider, and how it ended: the attempt
- * journal (see services/payment-attempts.ts for its states). The relation to
+ * journal (see journal/attempt-types.ts for its states). The relation to
  * the collection has no foreign key in the database (see the migration).
  */
 @Entity({ name: "payment_collection_attempt" })
@@ -83,4 +83,8 @@ export class PaymentCollectionAttempt {
 
   @Column({ type: "int", nullable: true })
   latency_ms: number | null
+
+  /** When the row first needed a person (state needs_attention). */
+  @Column({ type: "timestamptz", nullable: true })
+  attention_at: Date | null
 }

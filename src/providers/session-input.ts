@@ -1,22 +1,25 @@
+import { CustomerLike, Payer } from "../types/payer"
+
 /**
  * What a payment provider receives for a payment collection's session: the
- * same object core 1.20 builds (PaymentCollectionService's `inputData`, turned
- * into a context by PaymentProviderService.buildPaymentProcessorContext), so a
- * provider cannot tell the plugin from core. Core copies the cart's fields
- * onto the context and never the customer: a provider gets the logged-in
- * customer's email, not the customer.
+ * object core 1.20 builds (PaymentCollectionService's `inputData`, turned into
+ * a context by PaymentProviderService.buildPaymentProcessorContext), with one
+ * difference: core drops the customer on the way (a provider gets only the
+ * logged-in customer's email), the plugin passes who pays — the order's
+ * customer, else the logged-in one — so that a provider can keep one customer
+ * of its own per Medusa customer (README, Differences from core).
  */
 export type ProcessorContext = {
   cart: CollectionCart
   amount: number
   currency_code: string
   resource_id: string
-  customer?: undefined
   billing_address?: undefined
 } & CollectionCart
 
 type CollectionCart = {
   email: string
+  customer?: CustomerLike
   context: Record<string, unknown>
   shipping_methods: never[]
   shipping_address: null
@@ -25,15 +28,14 @@ type CollectionCart = {
   total: number
 }
 
-export type CustomerLike = { id: string; email: string | null }
-
 export function processorContext(
   collection: { id: string; region_id: string; currency_code: string },
   amount: number,
-  customer: CustomerLike | null
+  payer: Payer | null
 ): ProcessorContext {
   const cart: CollectionCart = {
-    email: customer?.email || "",
+    email: payer?.email ?? "",
+    ...(payer?.customer ? { customer: payer.customer } : {}),
     context: {},
     shipping_methods: [],
     shipping_address: null,

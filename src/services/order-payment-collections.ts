@@ -37,6 +37,8 @@ export type OrderPaymentCollectionView = {
   order_edit: { id: string; status: string }
   payment_sessions: OrderPaymentSessionView[]
   payments: OrderPaymentView[]
+  /** Provider calls of this collection that the plugin cannot settle alone (attempts in needs_attention). */
+  needs_attention: number
   /** The first page of the attempt log; later pages: GET /admin/payment-collections/:id/attempts. */
   attempts: AttemptPage
 }
@@ -96,7 +98,9 @@ export default class OrderPaymentCollectionsService extends TransactionBaseServi
                                  ORDER BY p.created_at, p.id)
                             FROM payment_collection_payments pcp
                             JOIN payment p ON p.id = pcp.payment_id
-                           WHERE pcp.payment_collection_id = pc.id), '[]') AS payments
+                           WHERE pcp.payment_collection_id = pc.id), '[]') AS payments,
+                        (SELECT count(*)::int FROM payment_collection_attempt a
+                          WHERE a.payment_collection_id = pc.id AND a.state = 'needs_attention') AS needs_attention
                    FROM order_edit oe
                    JOIN payment_collection pc ON pc.id = oe.payment_collection_id
                   WHERE oe.order_id = $1 AND pc.deleted_at IS NULL) c) AS collections`,

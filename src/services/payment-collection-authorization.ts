@@ -4,7 +4,7 @@ import { EntityManager } from "typeorm"
 import { CollectionRow, SessionRow } from "../db/collection-queries"
 import { CollectionWithPayments, collectionWithPayments } from "../db/collection-response"
 import { SESSION_STATUSES, markSessionRefused, writeAuthorization } from "../db/collection-writes"
-import { RequestInfo } from "../journal/collection-work"
+import { CommittedFailure, Decision, RequestInfo } from "../journal/collection-work"
 import { JournaledCalls } from "../journal/journaled-calls"
 import { ProviderOutcome } from "../providers/provider-client"
 import { providerFailure } from "../providers/provider-failure"
@@ -68,18 +68,21 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     sessionIds: string[],
     context: Record<string, unknown> = {},
     request: RequestInfo = {}
-  ): Promise<CollectionWithPayments> {
-    const { collection, refused, unavailable } = await this.authorize(collectionId, sessionIds, context, request)
-    if (unavailable) {
-      throw unavailable
-    }
-    if (refused.length) {
-      throw new MedusaError(
-        MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
-        `The payment provider refused to authorize payment session ${refused.join(", ")}`
-      )
-    }
-    return collection
+  ): Promise<{ payment_collection: CollectionWithPayments }> {
+    return await this.authorize(collectionId, sessionIds, context, request, ({ collection, refused, unavailable }): Decision<{ payment_collection: CollectionWithPayments }> => {
+      if (unavailable) {
+        return { error: unavailable }
+      }
+      if (refused.length) {
+        return {
+          error: new MedusaError(
+            MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
+            `The payment provider refused to authorize payment session ${refused.join(", ")}`
+          ),
+        }
+      }
+      return { body: { payment_collection: collection } }
+    })
   }
 
   /** "Authorize Payment Session": the session, or 422 when the provider did not authorize it. */
@@ -88,38 +91,48 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     sessionId: string,
     context: Record<string, unknown> = {},
     request: RequestInfo = {}
-  ): Promise<SessionRow> {
-    const { collection, unavailable } = await this.authorize(collectionId, [sessionId], context, request)
-    if (unavailable) {
-      throw unavailable
-    }
-    const session = collection.payment_sessions.find((s) => s.id === sessionId)
-    if (session?.status !== "authorized") {
-      throw new MedusaError(
-        MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
-        `Failed to authorize Payment Session id "${sessionId}"`
-      )
-    }
-    return session
+  ): Promise<{ payment_session: SessionRow }> {
+    return await this.authorize(collectionId, [sessionId], context, request, ({ collection, unavailable }): Decision<{ payment_session: SessionRow }> => {
+      if (unavailable) {
+        return { error: unavailable }
+      }
+      const session = collection.payment_sessions.find((s) => s.id === sessionId)
+      if (session?.status !== "authorized") {
+        return {
+          error: new MedusaError(
+            MedusaError.Types.PAYMENT_AUTHORIZATION_ERROR,
+            `Failed to authorize Payment Session id "${sessionId}"`
+          ),
+        }
+      }
+      return { body: { payment_session: session } }
+    })
   }
 
-  protected async authorize(
+  /** Authorizes under the lock; `decide` turns what happened into the answer, inside the transaction. */
+  protected async authorize<B>(
     collectionId: string,
     sessionIds: string[],
     context: Record<string, unknown>,
-    request: RequestInfo
-  ): Promise<AuthorizationResult> {
-    return await this.journal_.work(collectionId, request, async (tx, collection, calls, { sessions }) => {
-      const known = new Set(sessions.map((s) => s.id))
-      const foreign = sessionIds.filter((id) => !known.has(id))
-      if (foreign.length) {
-        throw new MedusaError(
-          MedusaError.Types.NOT_FOUND,
-          `Payment session ${foreign.join(", ")} does not belong to payment collection ${collection.id}`
-        )
-      }
-      return await this.authorizeInLock(tx, collection, calls, sessions, new Set(sessionIds), context)
-    })
+    request: RequestInfo,
+    decide: (result: AuthorizationResult) => Decision<B>
+  ): Promise<B> {
+    return await this.journal_.work(
+      collectionId,
+      request,
+      async (tx, collection, calls, { sessions }) => {
+        const known = new Set(sessions.map((s) => s.id))
+        const foreign = sessionIds.filter((id) => !known.has(id))
+        if (foreign.length) {
+          throw new MedusaError(
+            MedusaError.Types.NOT_FOUND,
+            `Payment session ${foreign.join(", ")} does not belong to payment collection ${collection.id}`
+          )
+        }
+        return await this.authorizeInLock(tx, collection, calls, sessions, new Set(sessionIds), context)
+      },
+      (result) => (result instanceof CommittedFailure ? { error: result.error } : decide(result))
+    )
   }
 
   protected async authorizeInLock(
@@ -204,7 +217,7 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
     const providerId = session.provider_id
     const timeoutMs = this.options_.provider_timeout_ms
     const authorize = await calls.call(
-      { operation: "authorize", providerId, sessionId: session.id, amount: session.amount },
+      { operation: "authorize", providerId, sessionId: session.id, amount: session.amount, answerWithRows: true },
       () => this.journal_.client.authorize(providerId, session, context, tx),
       (value) => ({ status: value.status, data: value.data })
     )
@@ -230,7 +243,7 @@ export default class PaymentCollectionAuthorizationService extends TransactionBa
         sessionId: session.id,
         status,
         data,
-        committedAttemptIds: [authorize.attemptId],
+        committed: calls.committedAttempts([authorize.attemptId]),
       })
       return { kind: "written", session: written }
     }

@@ -2,6 +2,7 @@ import { TransactionBaseService } from "@medusajs/medusa"
 import { createHash, randomBytes } from "crypto"
 import { MedusaError } from "medusa-core-utils"
 import { canonicalJson } from "../lib/canonical-json"
+import { updatedRows } from "../db/collection-writes"
 import { EntityManager } from "typeorm"
 import {
   PluginOptions,
@@ -20,6 +21,8 @@ export type IdempotentRequest = {
   key: string
   method: string
   path: string
+  /** The payment collection the request is about: a key belongs to the first one it was used on. */
+  collectionId?: string
   body: unknown
 }
 
@@ -37,6 +40,7 @@ type InjectedDependencies = { manager: EntityManager }
  * compares method, path and a hash of the body.
  */
 export default class PaymentCollectionIdempotencyService extends TransactionBaseService {
+  static LIFE_TIME = "SINGLETON"
   protected readonly options_: ResolvedPluginOptions
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
@@ -51,7 +55,7 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
    */
   async claim(request: IdempotentRequest): Promise<Claim> {
     const key = KEY_PREFIX + request.key
-    const params = { body_sha256: fingerprint(request.body) }
+    const params = { body_sha256: fingerprint(request.body), collection_id: request.collectionId ?? null }
     const ttl = this.options_.idempotency_key_ttl_seconds
     // A key whose owner died mid-request is taken over once no request could still be running.
     const staleSeconds = Math.ceil(longestRequestMs(this.options_) / 1000)
@@ -66,7 +70,8 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
               request_path = EXCLUDED.request_path,
               request_params = EXCLUDED.request_params,
               response_code = NULL, response_body = NULL, recovery_point = 'started'
-        WHERE idempotency_key.created_at < now() - make_interval(secs => $6)
+        WHERE (idempotency_key.response_code IS NOT NULL
+               AND idempotency_key.created_at < now() - make_interval(secs => $6))
            OR (idempotency_key.response_code IS NULL
                AND idempotency_key.locked_at < now() - make_interval(secs => $7))
        RETURNING id`,
@@ -87,7 +92,7 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
     const [existing]: {
       request_method: string
       request_path: string
-      request_params: { body_sha256?: string } | null
+      request_params: { body_sha256?: string; collection_id?: string | null } | null
       response_code: number | null
       response_body: unknown
     }[] = await this.manager_.query(
@@ -98,6 +103,13 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
     if (!existing) {
       // Deleted between our two statements (its owner failed): try again.
       return await this.claim(request)
+    }
+    const firstCollection = existing.request_params?.collection_id
+    if (firstCollection && request.collectionId && firstCollection !== request.collectionId) {
+      throw new MedusaError(
+        MedusaError.Types.DUPLICATE_ERROR,
+        `This Idempotency-Key was first used on payment collection ${firstCollection}; use a new key for another collection`
+      )
     }
     if (
       existing.request_method !== request.method ||
@@ -123,17 +135,31 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
 
   /** Stores the answer to replay; called before the answer is sent. */
   async complete(id: string, response: StoredResponse): Promise<void> {
-    await this.manager_.query(
+    await this.settleIn(this.manager_, id, response)
+  }
+
+  /** Forgets a key whose request ended in a way a retry should re-run. */
+  async release(id: string): Promise<void> {
+    await this.settleIn(this.manager_, id, undefined)
+  }
+
+  /**
+   * The key's answer, written with `manager` — inside a request's transaction,
+   * so the answer commits with what it answers (Stripe's recovery point): a
+   * retry after a crash past the commit replays it. `undefined`: a retry should
+   * run the request again (a 409 or 5xx), so the key is forgotten.
+   */
+  async settleIn(manager: EntityManager, id: string, response: StoredResponse | undefined): Promise<void> {
+    if (!response) {
+      await manager.query(`DELETE FROM idempotency_key WHERE id = $1`, [id])
+      return
+    }
+    await manager.query(
       `UPDATE idempotency_key
           SET response_code = $2, response_body = $3, locked_at = NULL, recovery_point = 'finished'
         WHERE id = $1`,
       [id, response.status, JSON.stringify(response.body ?? null)]
     )
-  }
-
-  /** Forgets a key whose request ended in a way a retry should re-run. */
-  async release(id: string): Promise<void> {
-    await this.manager_.query(`DELETE FROM idempotency_key WHERE id = $1`, [id])
   }
 
   /**
@@ -142,7 +168,8 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
    * gone. Answers how many went.
    */
   async deleteExpired(): Promise<number> {
-    const deleted: { id: string }[] = await this.manager_.query(
+    // DELETE ... RETURNING answers [rows, count] through TypeORM's postgres driver.
+    const deleted = await this.manager_.query(
       `DELETE FROM idempotency_key
         WHERE idempotency_key LIKE $1
           AND created_at < now() - make_interval(secs => $2)
@@ -150,7 +177,7 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
         RETURNING id`,
       [`${KEY_PREFIX}%`, this.options_.idempotency_key_ttl_seconds]
     )
-    return deleted.length
+    return updatedRows(deleted).length
   }
 }
 

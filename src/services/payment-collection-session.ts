@@ -6,7 +6,7 @@ import { CollectionWithSessions, collectionWithSessions, createdSessionResponse,
 import { NewSession, SessionUpdate } from "../db/collection-writes"
 import { AlreadySetHints } from "../lib/already-set-hints"
 import { isUnknownFieldOrRelation } from "../lib/errors"
-import { RequestInfo } from "../journal/collection-work"
+import { CollectionWork, CommittedFailure, Decision, RequestInfo, answerWith } from "../journal/collection-work"
 import { JournaledCalls } from "../journal/journaled-calls"
 import { RequestedSession, isAuthorized, planSessions } from "../rules/session-plan"
 import { PluginOptions, ResolvedPluginOptions, resolveOptions } from "../types/options"
@@ -21,7 +21,7 @@ type InjectedDependencies = {
 }
 
 export type { CollectionWithSessions } from "../db/collection-response"
-export type { RequestInfo } from "../journal/collection-work"
+export type { IdempotencyClaim, RequestInfo } from "../journal/collection-work"
 
 const SESSION_STATUSES_ALLOWED = ["not_paid", "awaiting"]
 const BATCH_STATUSES_ALLOWED = ["not_paid", "awaiting", "partially_authorized"]
@@ -64,21 +64,22 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
    * client's 400, not core's 500, and the attempt journal is not the shopper's
    * to expand.
    */
-  async retrieve(collectionId: string, config?: { relations?: string[] }): Promise<Record<string, unknown>> {
+  async retrieve(collectionId: string, config?: { relations?: string[] }): Promise<{ payment_collection: Record<string, unknown> }> {
     if (!config) {
-      return await this.retrieveWithDefaults(collectionId)
+      return { payment_collection: await this.retrieveWithDefaults(collectionId) }
     }
     const relations = config.relations ?? []
     if (relations.some((relation) => relation === "attempts" || relation.startsWith("attempts."))) {
       // The attempt journal is the merchant's (GET /admin/payment-collections/:id/attempts).
       throw new MedusaError(MedusaError.Types.INVALID_DATA, "Invalid fields or expand: attempts cannot be expanded here")
     }
-    return await this.paymentCollectionService_.retrieve(collectionId, config as never).catch((err: unknown) => {
+    const payment_collection = await this.paymentCollectionService_.retrieve(collectionId, config as never).catch((err: unknown) => {
       if (isUnknownFieldOrRelation(err)) {
         throw new MedusaError(MedusaError.Types.INVALID_DATA, `Invalid fields or expand: ${(err as Error).message}`)
       }
       throw err
-    }) as unknown as Record<string, unknown>
+    })
+    return { payment_collection: payment_collection as unknown as Record<string, unknown> }
   }
 
   /** "Get a PaymentCollection" with core's default fields and relations, read without core's query building. */
@@ -114,12 +115,12 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     providerId: string,
     request: RequestInfo = {}
-  ): Promise<CollectionWithSessions> {
+  ): Promise<{ payment_collection: CollectionWithSessions }> {
     const unchanged = this.alreadySetHints_.suggests(collectionId, providerId)
       ? await this.answerIfAlreadySet(collectionId, providerId)
       : undefined
     if (unchanged) {
-      return unchanged
+      return { payment_collection: unchanged }
     }
     return await this.work(collectionId, request, async (tx, collection, calls, current) => {
       this.assertStatus(collection, SESSION_STATUSES_ALLOWED)
@@ -129,10 +130,10 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         amount: collection.amount,
         session_id: sameProvider?.id,
       }
-      const answer = await this.applySessions(tx, collection, calls, current, [wanted], request)
+      const answer = await this.applySessions(tx, collection, calls, current, [wanted])
       this.alreadySetHints_.remember(collection.id, providerId)
       return answer
-    })
+    }, answerWith((payment_collection) => ({ payment_collection })))
   }
 
   /**
@@ -171,11 +172,11 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     requested: RequestedSession[],
     request: RequestInfo = {}
-  ): Promise<CollectionWithSessions> {
+  ): Promise<{ payment_collection: CollectionWithSessions }> {
     return await this.work(collectionId, request, async (tx, collection, calls, current) => {
       this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
-      return await this.applySessions(tx, collection, calls, current, requested, request)
-    })
+      return await this.applySessions(tx, collection, calls, current, requested)
+    }, answerWith((payment_collection) => ({ payment_collection })))
   }
 
   /** "Refresh a Payment Session": a new provider session replaces the old one. */
@@ -183,8 +184,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collectionId: string,
     sessionId: string,
     request: RequestInfo = {}
-  ): Promise<SessionRow> {
-    return await this.work(collectionId, request, async (tx, collection, calls, { sessions, enabledProviderIds }) => {
+  ): Promise<{ payment_session: SessionRow }> {
+    return await this.work(collectionId, request, async (tx, collection, calls, { sessions, enabledProviderIds, payer }) => {
       this.assertStatus(collection, BATCH_STATUSES_ALLOWED)
       const session = sessions.find((s) => s.id === sessionId)
       if (!session) {
@@ -206,25 +207,29 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
         )
       }
       const changes = this.journal_.sessionChanges
-      const customer = await changes.customer(tx, request.customerId)
+      const confirmed = await changes.askBeforeRemoving(tx, collection, calls, [session])
+      if (confirmed) {
+        return confirmed
+      }
       const created = await changes.initiate(
         tx,
         collection,
         calls,
         { provider_id: session.provider_id, amount: session.amount ?? collection.amount },
-        customer
+        payer
       )
       const [row] = await changes.write(tx, collection, calls, { created: [created], updated: [], removed: [session] })
       return createdSessionResponse(row)
-    })
+    }, answerWith((payment_session) => ({ payment_session })))
   }
 
-  protected async work<T>(
+  protected async work<T, B>(
     collectionId: string,
     request: RequestInfo,
-    work: (tx: EntityManager, collection: CollectionRow, calls: JournaledCalls, read: CollectionRead) => Promise<T>
-  ): Promise<T> {
-    return await this.journal_.work(collectionId, request, work)
+    work: CollectionWork<T>,
+    decide: (result: T | CommittedFailure) => Decision<B>
+  ): Promise<B> {
+    return await this.journal_.work(collectionId, request, work, decide)
   }
 
   protected assertStatus(collection: CollectionRow, allowed: string[]): void {
@@ -254,9 +259,8 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
     collection: CollectionRow,
     calls: JournaledCalls,
     current: CollectionRead,
-    requested: RequestedSession[],
-    request: RequestInfo
-  ): Promise<CollectionWithSessions> {
+    requested: RequestedSession[]
+  ): Promise<CollectionWithSessions | CommittedFailure> {
     const { region, enabledProviderIds, sessions: existing } = current
     const plan = planSessions({
       collectionAmount: collection.amount,
@@ -265,17 +269,22 @@ export default class PaymentCollectionSessionService extends TransactionBaseServ
       usableProviders: this.usableProviders(enabledProviderIds),
     })
     const changes = this.journal_.sessionChanges
-    const needsProvider = plan.create.length || plan.update.length
-    const customer = needsProvider ? await changes.customer(tx, request.customerId) : null
+    // A new amount for a provider that answers it with a new object replaces the session's payment.
+    const replaceable = plan.update.map((u) => u.session).filter((s) => this.journal_.client.replacesOnUpdate(s.provider_id))
+    const confirmed = await changes.askBeforeRemoving(tx, collection, calls, [...plan.remove, ...replaceable])
+    if (confirmed) {
+      return confirmed
+    }
+    const { payer } = current
 
     const created: NewSession[] = []
     for (const wanted of plan.create) {
-      created.push(await changes.initiate(tx, collection, calls, wanted, customer))
+      created.push(await changes.initiate(tx, collection, calls, wanted, payer))
     }
     const updated: SessionUpdate[] = []
     const replaced: SessionRow[] = []
     for (const { session, amount } of plan.update) {
-      const result = await changes.update(tx, collection, calls, session, amount, customer)
+      const result = await changes.update(tx, collection, calls, session, amount, payer)
       updated.push(result.update)
       if (result.replaced) {
         replaced.push(session)

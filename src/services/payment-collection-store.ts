@@ -3,7 +3,7 @@ import { CollectionLock } from "../db/collection-lock"
 import { CollectionRead, readCollection } from "../db/collection-queries"
 import { RowDecoder } from "../db/row-shapes"
 import { KeyedQueue } from "../lib/keyed-queue"
-import { PluginOptions, resolveOptions } from "../types/options"
+import { PluginOptions, resolveOptions, transactionIdleTimeoutMs } from "../types/options"
 
 type InjectedDependencies = { manager: EntityManager }
 
@@ -22,7 +22,9 @@ export default class PaymentCollectionStoreService {
 
   constructor(container: InjectedDependencies, options?: PluginOptions) {
     this.manager_ = container.manager
-    this.lock = new CollectionLock(this.manager_, resolveOptions(options).lock_timeout_ms, new KeyedQueue(), this.decoder)
+    const resolved = resolveOptions(options)
+    const timeouts = { lockTimeoutMs: resolved.lock_timeout_ms, idleTimeoutMs: transactionIdleTimeoutMs(resolved) }
+    this.lock = new CollectionLock(this.manager_, timeouts, new KeyedQueue(), this.decoder)
   }
 
   /** A collection with its sessions and region, from one snapshot, without a lock. */

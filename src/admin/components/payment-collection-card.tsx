@@ -1,4 +1,4 @@
-import { Heading, Table, Text } from "@medusajs/ui"
+import { Heading, StatusBadge, Table, Text } from "@medusajs/ui"
 import type { ReactNode } from "react"
 import { AttemptLog } from "./attempt-log"
 import { formatAmount, formatTime } from "./format"
@@ -33,7 +33,14 @@ export const PaymentCollectionCard = ({ collection }: { collection: PaymentColle
             {collection.id} · order edit {collection.order_edit.id} ({collection.order_edit.status})
           </Text>
         </div>
-        <Status value={collection.status} />
+        <div className="flex items-center gap-x-2">
+          {collection.needs_attention > 0 && (
+            <StatusBadge color="red" className="whitespace-nowrap" data-testid="needs-attention">
+              {collection.needs_attention} {collection.needs_attention === 1 ? "call needs" : "calls need"} attention
+            </StatusBadge>
+          )}
+          <Status value={collection.status} />
+        </div>
       </div>
 
       <div className="grid grid-cols-3 gap-4">

@@ -20,6 +20,8 @@ const COLORS: Record<string, Color> = {
   error: "red",
   refused: "red",
   timeout: "red",
+  needs_attention: "red",
+  uncertain: "orange",
 }
 
 export const Status = ({ value }: { value: string | null }) => {

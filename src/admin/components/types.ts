@@ -1,6 +1,6 @@
 // The JSON the plugin's admin routes answer, as the dashboard receives it
 // (dates are ISO strings). The server side: services/payment-collection-provider.ts,
-// services/order-payment-collections.ts, services/payment-attempts.ts.
+// services/order-payment-collections.ts, journal/attempt-log.ts.
 
 export type ProviderView = {
   id: string
@@ -60,6 +60,8 @@ export type PaymentCollectionView = {
   order_edit: { id: string; status: string }
   payment_sessions: SessionView[]
   payments: PaymentView[]
+  /** Provider calls of this collection that the plugin cannot settle alone. */
+  needs_attention: number
   attempts: AttemptPage
 }
 

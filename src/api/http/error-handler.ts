@@ -44,6 +44,10 @@ export function paymentCollectionsErrorHandler() {
     if (!res.headersSent) {
       res.setHeader(SERVED_BY_HEADER, SERVED_BY_VALUE)
     }
+    const retryAfter = (err as { retry_after_seconds?: unknown })?.retry_after_seconds
+    if (typeof retryAfter === "number" && !res.headersSent) {
+      res.setHeader("Retry-After", String(retryAfter))
+    }
     const parserError = err as BodyParserError
     if (parserError?.type && BODY_PARSER_MESSAGES[parserError.type]) {
       const status =

@@ -2,6 +2,7 @@ import type { MedusaRequest } from "@medusajs/medusa"
 import type { NextFunction, Response } from "express"
 import { MedusaError } from "medusa-core-utils"
 import type PaymentCollectionIdempotencyService from "../../services/payment-collection-idempotency"
+import type { IdempotencyClaim } from "../../services/payment-collection-session"
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../../services/payment-collection-idempotency"
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key"
@@ -11,8 +12,10 @@ type Logger = { error: (m: string) => void }
 
 /**
  * Honours an `Idempotency-Key` header: replays the stored answer of the same
- * request, or claims the key and stores this request's answer before it is
- * sent (so a client that retries after seeing it always gets the replay).
+ * request, or claims the key; the request's answer is stored with the rows it
+ * answers, in their transaction (so a retry after a crash past the commit
+ * replays it), or — decided before any commit — here, before it is sent (so a
+ * client that retries after seeing it always gets the replay).
  * Runs after the body was validated: a request refused for its shape never
  * claims a key (Stripe's rule). Answers that a retry should re-run — 409 and
  * 5xx — are not stored.
@@ -41,6 +44,7 @@ export function idempotency() {
         method: req.method,
         path: req.originalUrl.split("?")[0],
         body: req.body,
+        collectionId: req.params?.id,
       })
     } catch (err) {
       return next(err)
@@ -53,6 +57,10 @@ export function idempotency() {
     }
 
     const keyId = claim.id
+    // The services store the answer with the rows it answers when they commit
+    // (claim.settled); an answer decided otherwise is stored here before it is sent.
+    const owned: IdempotencyClaim = { keyId, settled: false }
+    ;(req as MedusaRequest & { idempotencyClaim?: IdempotencyClaim }).idempotencyClaim = owned
     const logError = (message: string) => {
       try {
         req.scope.resolve<Logger>("logger").error(message)
@@ -63,8 +71,11 @@ export function idempotency() {
     const send = res.json.bind(res)
     res.json = (body: unknown) => {
       const status = res.statusCode
-      const settle =
-        status >= 500 || status === 409 ? service.release(keyId) : service.complete(keyId, { status, body })
+      const settle = owned.settled
+        ? Promise.resolve()
+        : status >= 500 || status === 409
+          ? service.release(keyId)
+          : service.complete(keyId, { status, body })
       // Whatever happens to the key or to the connection, nothing here may reject unhandled.
       settle
         .catch((err: Error) => logError(`Could not store the answer for Idempotency-Key ${key}: ${err.message}`))

@@ -1,7 +1,7 @@
 import type { MedusaRequest } from "@medusajs/medusa"
 import type PaymentCollectionAuthorizationService from "../../services/payment-collection-authorization"
 import type PaymentCollectionSessionService from "../../services/payment-collection-session"
-import type { RequestInfo } from "../../services/payment-collection-session"
+import type { IdempotencyClaim, RequestInfo } from "../../services/payment-collection-session"
 import { IDEMPOTENCY_KEY_HEADER } from "./idempotency-middleware"
 
 /** The logged-in customer, when the storefront sent one (optional auth). */
@@ -17,6 +17,7 @@ export function requestInfoOf(req: MedusaRequest): RequestInfo {
     customerId: customerIdOf(req),
     requestId: requestId === undefined ? undefined : String(requestId),
     idempotencyKey: req.get(IDEMPOTENCY_KEY_HEADER),
+    idempotencyClaim: (req as MedusaRequest & { idempotencyClaim?: IdempotencyClaim }).idempotencyClaim,
   }
 }
 

@@ -62,4 +62,25 @@ describe("KeyedQueue", () => {
     await expect(failing).rejects.toThrow("boom")
     await expect(after).resolves.toBe("ok")
   })
+
+  it("keeps a key busy while its task runs, after the last waiter gave up", async () => {
+    const queue = new KeyedQueue()
+    let running = 0
+    let overlapped = false
+    const task = async () => {
+      overlapped ||= running > 0
+      running++
+      await sleep(60)
+      running--
+    }
+    const first = queue.run("k", 1000, task, () => new Error("t"))
+    await expect(queue.run("k", 10, task, () => new Error("busy"))).rejects.toThrow("busy")
+    // The first task is still running: the key is busy and a newcomer waits its turn.
+    expect(queue.isBusy("k")).toBe(true)
+    await queue.run("k", 1000, task, () => new Error("t"))
+    await first
+    expect(overlapped).toBe(false)
+    await sleep(0)
+    expect(queue.size).toBe(0)
+  })
 })

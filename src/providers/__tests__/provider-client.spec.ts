@@ -9,7 +9,8 @@ import { processorContext } from "../session-input"
 
 const manager = {} as never
 const collection = { id: "paycol_1", region_id: "reg_1", currency_code: "usd" }
-const context = processorContext(collection, 1000, { id: "cus_1", email: "a@b.c" })
+const customer = { id: "cus_1", email: "a@b.c", first_name: null, last_name: null, phone: null, has_account: true, metadata: null }
+const context = processorContext(collection, 1000, { customer, email: "a@b.c" })
 const session = { id: "ps_1", provider_id: "p", data: { id: "pi_1" } }
 
 class Processor extends AbstractPaymentProcessor {
@@ -60,7 +61,7 @@ function clientFor(provider: unknown, timeoutMs = 200) {
 }
 
 describe("ProviderClient", () => {
-  it("answers a processor's session data as ok, with what it was given built like core's context", async () => {
+  it("answers a processor's session data as ok, with core's context and the customer who pays", async () => {
     let received: any
     const client = clientFor(
       new Processor({ initiatePayment: (input) => ((received = input), { session_data: { id: "pi_1" } }) })
@@ -71,12 +72,36 @@ describe("ProviderClient", () => {
       amount: 1000,
       context: {},
       currency_code: "usd",
-      customer: undefined,
+      customer,
       email: "a@b.c",
       billing_address: undefined,
       resource_id: "paycol_1",
       paymentSessionData: {},
     })
+  })
+
+  it("passes on the customer metadata a processor asks for (medusa-payment-stripe's stripe_id)", async () => {
+    const client = clientFor(
+      new Processor({
+        initiatePayment: () => ({ session_data: { id: "pi_1" }, update_requests: { customer_metadata: { stripe_id: "cus_s" } } }),
+      })
+    )
+    expect(await client.initiate("p", context, manager)).toMatchObject({
+      kind: "ok",
+      value: { sessionData: { id: "pi_1" }, customerMetadata: { stripe_id: "cus_s" } },
+    })
+  })
+
+  it("takes a PaymentProcessorError that names no reason for a failure that may have acted, not a refusal", async () => {
+    for (const code of [undefined, "", "unknown"]) {
+      const client = clientFor(
+        new Processor({ initiatePayment: () => ({ error: "An error occurred in InitiatePayment", code, detail: new Error("socket hang up") }) })
+      )
+      expect(await client.initiate("p", context, manager)).toMatchObject({
+        kind: "error",
+        message: "An error occurred in InitiatePayment:\nsocket hang up",
+      })
+    }
   })
 
   it("answers a PaymentProcessorError as refused, with core's message and code", async () => {

@@ -1,5 +1,5 @@
 import { Type } from "class-transformer"
-import { IsBoolean, IsInt, IsOptional, Max, Min } from "class-validator"
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from "class-validator"
 
 export class AdminPostPaymentCollectionProviderReq {
   @IsBoolean()
@@ -20,4 +20,23 @@ export class AdminGetPaymentCollectionAttemptsParams {
   @Min(0)
   @Max(1_000_000)
   offset: number = 0
+}
+
+/** Every state an attempt can be in (journal/attempt-types.ts). */
+const ATTEMPT_STATES = [
+  "started", "answered", "uncertain", "needs_attention", "committed", "undone", "adopted", "failed", "resolved",
+]
+
+export class AdminGetPaymentCollectionAttemptsByStateParams extends AdminGetPaymentCollectionAttemptsParams {
+  /** What a person must look at, unless another state is asked for. */
+  @IsOptional()
+  @IsIn(ATTEMPT_STATES)
+  state: string = "needs_attention"
+}
+
+export class AdminPostPaymentCollectionAttemptResolveReq {
+  @IsOptional()
+  @IsString()
+  @MaxLength(1000)
+  note?: string
 }

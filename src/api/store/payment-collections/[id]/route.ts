@@ -6,6 +6,5 @@ import { sessionServiceOf } from "../../../http/request-context"
  * core's transformStoreQuery (see api/middlewares.ts).
  */
 export const GET = async (req: MedusaRequest, res: MedusaResponse) => {
-  const payment_collection = await sessionServiceOf(req).retrieve(req.params.id, req.retrieveConfig)
-  res.status(200).json({ payment_collection })
+  res.status(200).json(await sessionServiceOf(req).retrieve(req.params.id, req.retrieveConfig))
 }

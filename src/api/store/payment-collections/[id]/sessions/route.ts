@@ -6,10 +6,10 @@ import { StorePaymentCollectionSessionsReq } from "../../validators"
 /** Create a Payment Session. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
   const body = await validatedBodyOf(req, StorePaymentCollectionSessionsReq)
-  const payment_collection = await sessionServiceOf(req).setSession(
+  const answer = await sessionServiceOf(req).setSession(
     req.params.id,
     body.provider_id,
     requestInfoOf(req)
   )
-  res.status(200).json({ payment_collection })
+  res.status(200).json(answer)
 }

@@ -3,10 +3,10 @@ import { requestInfoOf, sessionServiceOf } from "../../../../../http/request-con
 
 /** Refresh a Payment Session: a new provider session replaces it. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
-  const payment_session = await sessionServiceOf(req).refreshSession(
+  const answer = await sessionServiceOf(req).refreshSession(
     req.params.id,
     req.params.session_id,
     requestInfoOf(req)
   )
-  res.status(200).json({ payment_session })
+  res.status(200).json(answer)
 }

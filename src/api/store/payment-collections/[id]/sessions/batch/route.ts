@@ -6,10 +6,10 @@ import { StorePostPaymentCollectionsBatchSessionsReq } from "../../../validators
 /** Manage Payment Sessions: the collection holds exactly the listed sessions. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
   const body = await validatedBodyOf(req, StorePostPaymentCollectionsBatchSessionsReq)
-  const payment_collection = await sessionServiceOf(req).setSessionsBatch(
+  const answer = await sessionServiceOf(req).setSessionsBatch(
     req.params.id,
     body.sessions,
     requestInfoOf(req)
   )
-  res.status(200).json({ payment_collection })
+  res.status(200).json(answer)
 }

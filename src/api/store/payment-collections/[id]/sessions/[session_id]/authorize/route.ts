@@ -3,11 +3,11 @@ import { authorizationServiceOf, requestContextOf, requestInfoOf } from "../../.
 
 /** Authorize Payment Session. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
-  const payment_session = await authorizationServiceOf(req).authorizeSession(
+  const answer = await authorizationServiceOf(req).authorizeSession(
     req.params.id,
     req.params.session_id,
     requestContextOf(req),
     requestInfoOf(req)
   )
-  res.status(200).json({ payment_session })
+  res.status(200).json(answer)
 }

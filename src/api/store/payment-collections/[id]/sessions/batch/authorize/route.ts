@@ -6,11 +6,11 @@ import { StorePostPaymentCollectionsBatchSessionsAuthorizeReq } from "../../../.
 /** Authorize Payment Sessions. */
 export const POST = async (req: MedusaRequest, res: MedusaResponse) => {
   const body = await validatedBodyOf(req, StorePostPaymentCollectionsBatchSessionsAuthorizeReq)
-  const payment_collection = await authorizationServiceOf(req).authorizeSessions(
+  const answer = await authorizationServiceOf(req).authorizeSessions(
     req.params.id,
     body.session_ids,
     requestContextOf(req),
     requestInfoOf(req)
   )
-  res.status(200).json({ payment_collection })
+  res.status(200).json(answer)
 }
