@@ -1,9 +1,19 @@
 import { Table, Text } from "@medusajs/ui"
 import { useAdminCustomQuery } from "medusa-react"
 import { useState } from "react"
+import { Column, ColumnTable } from "./column-table"
 import { errorMessage, formatTime } from "./format"
 import { Status } from "./status-badge"
 import type { AttemptPage } from "./types"
+
+const ATTEMPT_COLUMNS: Column[] = [
+  { label: "Time" },
+  { label: "Provider" },
+  { label: "Operation" },
+  { label: "Outcome" },
+  { label: "Latency", numeric: true },
+  { label: "Error" },
+]
 
 type Props = {
   collectionId: string
@@ -44,38 +54,24 @@ export const AttemptLog = ({ collectionId, firstPage }: Props) => {
           Could not load this page of the attempt log: {errorMessage(later.error)}
         </Text>
       ) : (
-        <div className="overflow-x-auto">
-          <Table>
-            <Table.Header>
-              <Table.Row>
-                <Table.HeaderCell>Time</Table.HeaderCell>
-                <Table.HeaderCell>Provider</Table.HeaderCell>
-                <Table.HeaderCell>Operation</Table.HeaderCell>
-                <Table.HeaderCell>Outcome</Table.HeaderCell>
-                <Table.HeaderCell className="text-right">Latency</Table.HeaderCell>
-                <Table.HeaderCell>Error</Table.HeaderCell>
-              </Table.Row>
-            </Table.Header>
-            <Table.Body>
-              {(page?.attempts ?? []).map((attempt) => (
-                <Table.Row key={attempt.id} data-testid="attempt-row">
-                  <Table.Cell className="whitespace-nowrap">{formatTime(attempt.created_at)}</Table.Cell>
-                  <Table.Cell>{attempt.provider_id}</Table.Cell>
-                  <Table.Cell>{attempt.operation}</Table.Cell>
-                  <Table.Cell>
-                    <Status value={attempt.outcome ?? attempt.state} />
-                  </Table.Cell>
-                  <Table.Cell className="text-right">
-                    {attempt.latency_ms === null ? "–" : `${attempt.latency_ms} ms`}
-                  </Table.Cell>
-                  <Table.Cell className="min-w-[200px] whitespace-normal break-words">
-                    {[attempt.error_code, attempt.error_message].filter(Boolean).join(": ") || "–"}
-                  </Table.Cell>
-                </Table.Row>
-              ))}
-            </Table.Body>
-          </Table>
-        </div>
+        <ColumnTable columns={ATTEMPT_COLUMNS}>
+          {(page?.attempts ?? []).map((attempt) => (
+            <Table.Row key={attempt.id} data-testid="attempt-row">
+              <Table.Cell className="whitespace-nowrap">{formatTime(attempt.created_at)}</Table.Cell>
+              <Table.Cell>{attempt.provider_id}</Table.Cell>
+              <Table.Cell>{attempt.operation}</Table.Cell>
+              <Table.Cell>
+                <Status value={attempt.outcome ?? attempt.state} />
+              </Table.Cell>
+              <Table.Cell className="text-right">
+                {attempt.latency_ms === null ? "–" : `${attempt.latency_ms} ms`}
+              </Table.Cell>
+              <Table.Cell className="min-w-[200px] whitespace-normal break-words">
+                {[attempt.error_code, attempt.error_message].filter(Boolean).join(": ") || "–"}
+              </Table.Cell>
+            </Table.Row>
+          ))}
+        </ColumnTable>
       )}
       {pageCount > 1 && (
         <Table.Pagination

@@ -1,6 +1,7 @@
 import { Heading, StatusBadge, Table, Text } from "@medusajs/ui"
 import type { ReactNode } from "react"
 import { AttemptLog } from "./attempt-log"
+import { Column, ColumnTable } from "./column-table"
 import { formatAmount, formatTime } from "./format"
 import { Status } from "./status-badge"
 import type { PaymentCollectionView } from "./types"
@@ -13,6 +14,35 @@ const Fact = ({ label, children }: { label: string; children: ReactNode }) => (
     <Text size="small" weight="plus">
       {children}
     </Text>
+  </div>
+)
+
+const SESSION_COLUMNS: Column[] = [
+  { label: "Provider" },
+  { label: "Amount", numeric: true },
+  { label: "Status" },
+  { label: "Authorized at" },
+]
+
+const PAYMENT_COLUMNS: Column[] = [
+  { label: "Provider" },
+  { label: "Amount", numeric: true },
+  { label: "Refunded", numeric: true },
+  { label: "Captured" },
+  { label: "Canceled" },
+]
+
+/** A titled part of the card: a note when there is nothing to list, else its table. */
+const ListSection = ({ title, empty, children }: { title: string; empty: string | false; children: ReactNode }) => (
+  <div className="flex flex-col gap-y-2">
+    <Heading level="h3">{title}</Heading>
+    {empty ? (
+      <Text size="small" className="text-ui-fg-subtle">
+        {empty}
+      </Text>
+    ) : (
+      children
+    )}
   </div>
 )
 
@@ -49,77 +79,36 @@ export const PaymentCollectionCard = ({ collection }: { collection: PaymentColle
         <Fact label="Created">{formatTime(collection.created_at)}</Fact>
       </div>
 
-      <div className="flex flex-col gap-y-2">
-        <Heading level="h3">Sessions</Heading>
-        {collection.payment_sessions.length === 0 ? (
-          <Text size="small" className="text-ui-fg-subtle">
-            No payment sessions.
-          </Text>
-        ) : (
-          <div className="overflow-x-auto">
-            <Table>
-              <Table.Header>
-                <Table.Row>
-                  <Table.HeaderCell>Provider</Table.HeaderCell>
-                  <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
-                  <Table.HeaderCell>Status</Table.HeaderCell>
-                  <Table.HeaderCell>Authorized at</Table.HeaderCell>
-                </Table.Row>
-              </Table.Header>
-              <Table.Body>
-                {collection.payment_sessions.map((session) => (
-                  <Table.Row key={session.id} data-testid="session-row">
-                    <Table.Cell>{session.provider_id}</Table.Cell>
-                    <Table.Cell className="text-right">{formatAmount(session.amount, currency)}</Table.Cell>
-                    <Table.Cell>
-                      <Status value={session.status} />
-                    </Table.Cell>
-                    <Table.Cell>{formatTime(session.payment_authorized_at)}</Table.Cell>
-                  </Table.Row>
-                ))}
-              </Table.Body>
-            </Table>
-          </div>
-        )}
-      </div>
+      <ListSection title="Sessions" empty={collection.payment_sessions.length === 0 && "No payment sessions."}>
+        <ColumnTable columns={SESSION_COLUMNS}>
+          {collection.payment_sessions.map((session) => (
+            <Table.Row key={session.id} data-testid="session-row">
+              <Table.Cell>{session.provider_id}</Table.Cell>
+              <Table.Cell className="text-right">{formatAmount(session.amount, currency)}</Table.Cell>
+              <Table.Cell>
+                <Status value={session.status} />
+              </Table.Cell>
+              <Table.Cell>{formatTime(session.payment_authorized_at)}</Table.Cell>
+            </Table.Row>
+          ))}
+        </ColumnTable>
+      </ListSection>
 
-      <div className="flex flex-col gap-y-2">
-        <Heading level="h3">Payments</Heading>
-        {collection.payments.length === 0 ? (
-          <Text size="small" className="text-ui-fg-subtle">
-            No payments yet.
-          </Text>
-        ) : (
-          <div className="overflow-x-auto">
-            <Table>
-              <Table.Header>
-                <Table.Row>
-                  <Table.HeaderCell>Provider</Table.HeaderCell>
-                  <Table.HeaderCell className="text-right">Amount</Table.HeaderCell>
-                  <Table.HeaderCell className="text-right">Refunded</Table.HeaderCell>
-                  <Table.HeaderCell>Captured</Table.HeaderCell>
-                  <Table.HeaderCell>Canceled</Table.HeaderCell>
-                </Table.Row>
-              </Table.Header>
-              <Table.Body>
-                {collection.payments.map((payment) => (
-                  <Table.Row key={payment.id} data-testid="payment-row">
-                    <Table.Cell>{payment.provider_id}</Table.Cell>
-                    <Table.Cell className="text-right">
-                      {formatAmount(payment.amount, payment.currency_code)}
-                    </Table.Cell>
-                    <Table.Cell className="text-right">
-                      {formatAmount(payment.amount_refunded, payment.currency_code)}
-                    </Table.Cell>
-                    <Table.Cell>{formatTime(payment.captured_at)}</Table.Cell>
-                    <Table.Cell>{formatTime(payment.canceled_at)}</Table.Cell>
-                  </Table.Row>
-                ))}
-              </Table.Body>
-            </Table>
-          </div>
-        )}
-      </div>
+      <ListSection title="Payments" empty={collection.payments.length === 0 && "No payments yet."}>
+        <ColumnTable columns={PAYMENT_COLUMNS}>
+          {collection.payments.map((payment) => (
+            <Table.Row key={payment.id} data-testid="payment-row">
+              <Table.Cell>{payment.provider_id}</Table.Cell>
+              <Table.Cell className="text-right">{formatAmount(payment.amount, payment.currency_code)}</Table.Cell>
+              <Table.Cell className="text-right">
+                {formatAmount(payment.amount_refunded, payment.currency_code)}
+              </Table.Cell>
+              <Table.Cell>{formatTime(payment.captured_at)}</Table.Cell>
+              <Table.Cell>{formatTime(payment.canceled_at)}</Table.Cell>
+            </Table.Row>
+          ))}
+        </ColumnTable>
+      </ListSection>
 
       <div className="flex flex-col gap-y-2">
         <Heading level="h3">Attempt log</Heading>
