@@ -569,10 +569,17 @@ describe("crash recovery: a backend killed mid-request, then settled", () => {
           },
           { timeoutMs: 30_000, intervalMs: 20 }
         )
-        // The removals are still deleting (their answers wait for that, up to provider_timeout_ms).
+        // The removals go on to delete at the provider right after their commit (their answers
+        // wait for that, up to provider_timeout_ms): killed with those deletes in flight.
         const removals = list.filter((s) => s.name === "batch (remove)" || s.name === "refresh" || s.name === "create (switching provider)")
-        const deletes = await psp.history({ method: "deletePayment" })
-        expect(deletes.filter((call) => call.outcome === "in_flight").length).toBeGreaterThanOrEqual(removals.length)
+        await waitFor(
+          "the removals' deletes to be in flight at the provider",
+          async () => {
+            const deletes = await psp.history({ method: "deletePayment" })
+            return deletes.filter((call) => call.outcome === "in_flight").length >= removals.length
+          },
+          { timeoutMs: 10_000, intervalMs: 20 }
+        )
         kill(backend)
       } finally {
         await psp.behaviour({ deletePayment: null })

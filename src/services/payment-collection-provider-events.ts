@@ -41,8 +41,6 @@ export type UpdateOutcome = "adopted" | "captured" | "unchanged" | "duplicate" |
 const SYNC_BATCH = 20
 /** Never longer than this between two questions about one pending session. */
 const MAX_CHECK_INTERVAL_MS = 60 * 60_000
-/** A session is first asked about once it is this old: a storefront still at it reports its own authorization. */
-const FIRST_CHECK_AFTER_MS = 60_000
 
 /**
  * What providers tell the backend outside any request of the storefront —
@@ -121,7 +119,8 @@ export default class PaymentCollectionProviderEventsService {
 
   /**
    * The status sync (every reconciler pass): sessions still waiting for the
-   * shopper, untouched for a minute and changed within
+   * shopper, untouched for one reconcile interval (a storefront still at it
+   * reports its own authorization) and changed within
    * `status_sync_window_hours`, are asked about with backoff — covering
    * providers without webhooks and endpoints that missed them. The questions
    * are not journaled (polls of pending sessions); what they find is. Answers
@@ -133,7 +132,7 @@ export default class PaymentCollectionProviderEventsService {
       return 0
     }
     let adopted = 0
-    for (const due of await sessionsToCheck(this.manager_, windowHours, FIRST_CHECK_AFTER_MS, SYNC_BATCH)) {
+    for (const due of await sessionsToCheck(this.manager_, windowHours, interval, SYNC_BATCH)) {
       const checks = due.checks + 1
       await scheduleCheck(this.manager_, due.payment_session_id, checks, Math.min(MAX_CHECK_INTERVAL_MS, interval * 2 ** checks))
       try {
