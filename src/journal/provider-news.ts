@@ -32,9 +32,10 @@ export class ProviderNews {
   ) {}
 
   /**
-   * `journalAsk` false: the question itself is not journaled (the status
-   * sync's periodic polls of pending sessions would fill the attempt log with
-   * reads); what it leads to is.
+   * `journalAsk` false: a question that finds nothing new is not journaled
+   * (the status sync's periodic polls of pending sessions would fill the
+   * attempt log with reads); one that finds an authorization or a capture is
+   * asked again, journaled, and that answer decides.
    */
   async settle(
     tx: EntityManager,
@@ -44,17 +45,9 @@ export class ProviderNews {
     { journalAsk = true }: { journalAsk?: boolean } = {}
   ): Promise<News> {
     const providerId = session.provider_id
-    const ask = () => this.client.sessionState(providerId, session, tx)
-    let outcome
-    if (journalAsk) {
-      const asked = await calls.call({ operation: "status", providerId, sessionId: session.id, amount: session.amount }, ask, () => null)
-      outcome = asked.outcome
-      if (outcome.kind === "ok") {
-        // A read: nothing to commit with the rows.
-        await this.store.finish(asked.attemptId, "committed", "request")
-      }
-    } else {
-      outcome = await ask()
+    let outcome = journalAsk ? await this.askJournaled(tx, calls, session) : await this.client.sessionState(providerId, session, tx)
+    if (!journalAsk && outcome.kind === "ok" && isNews(outcome.value)) {
+      outcome = await this.askJournaled(tx, calls, session)
     }
     if (outcome.kind === "timeout") {
       return { kind: "failed", outcome }
@@ -63,7 +56,7 @@ export class ProviderNews {
       return { kind: "failed", outcome }
     }
     const state = outcome.value
-    if (state !== "authorized" && state !== "captured") {
+    if (!isNews(state)) {
       return { kind: "unchanged", state }
     }
     let news: News = { kind: "unchanged", state }
@@ -94,4 +87,22 @@ export class ProviderNews {
     }
     return news
   }
+
+  private async askJournaled(tx: EntityManager, calls: JournaledCalls, session: SessionRow) {
+    const asked = await calls.call(
+      { operation: "status", providerId: session.provider_id, sessionId: session.id, amount: session.amount },
+      () => this.client.sessionState(session.provider_id, session, tx),
+      () => null
+    )
+    if (asked.outcome.kind === "ok") {
+      // A read: nothing to commit with the rows.
+      await this.store.finish(asked.attemptId, "committed", "request")
+    }
+    return asked.outcome
+  }
+}
+
+/** What a provider can say of a session that the database must record. */
+function isNews(state: string): boolean {
+  return state === "authorized" || state === "captured"
 }
