@@ -24,7 +24,7 @@ const { runMigrations, REPO_ROOT } = require("./medusa-host")
 const { expectOk } = require("./http-json")
 const { entityId } = require("./entity-id")
 const seed = require("./bench-seed")
-const { seedScale } = require("./bench-scale-seed")
+const { seedScale, settle } = require("./bench-scale-seed")
 const { batchGrowth, BATCH_SIZES, BATCH_REPEATS, batchCollectionsNeeded } = require("./bench-scale-batch")
 const { pruneWhileCreating, pruneBaselineSeconds, PRUNE_FRESH_PER_SECOND, PRUNE_MAX_SECONDS } = require("./bench-scale-prune")
 const { explainAll, reconcilerIndexes, timeIndexBuilds } = require("./bench-explain")
@@ -171,6 +171,8 @@ async function runScale(ctx, tools, options, result) {
   tools.log(`scale: seeding the full database at factor ${options.scaleFactor}`)
   result.seed = await seedScale(full.db, { factor: options.scaleFactor, regionId: fullSide.data.regionId, options: pluginOptions, pspUrl: ctx.psp.url, answerBody, log: tools.log })
   tools.log(`scale: seeded in ${result.seed.seconds.toFixed(0)} s: ${JSON.stringify(result.seed.counts)}`)
+  // The seed ends with it on "full": the same on "empty", so that the two differ only in what they hold.
+  await settle(empty.db)
 
   const backends = [emptySide.backend, fullSide.backend]
   const data = { empty: emptySide.data, full: fullSide.data }
