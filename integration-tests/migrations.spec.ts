@@ -36,7 +36,10 @@ const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/po
 const TABLE = "payment_collection_provider_setting"
 /** The attempt journal's table, created by the plugin's second migration. */
 const JOURNAL_TABLE = "payment_collection_attempt"
-const NEWEST_TABLE = "payment_collection_status_check"
+/** The status sync's table, created by the migration before the newest. */
+const STATUS_CHECK_TABLE = "payment_collection_status_check"
+/** What the newest migration (CreatePaymentCollectionReconcilerIndexes) creates: indexes on core's tables. */
+const NEWEST_INDEXES = ["IDX_pcp_idempotency_key_created_at", "IDX_pcp_payment_session_waiting"]
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
 
@@ -78,6 +81,15 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
   async function tableExists(table = TABLE): Promise<boolean> {
     const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`public.${table}`])
     return rows[0].present
+  }
+
+  /** The newest migration's indexes that exist. */
+  async function newestIndexes(): Promise<string[]> {
+    const { rows } = await client.query(
+      `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname = ANY($1) ORDER BY indexname`,
+      [NEWEST_INDEXES]
+    )
+    return rows.map((r) => r.indexname)
   }
 
   /** The plugin's SQL functions (migration CreatePaymentCollectionFunctions). */
@@ -160,6 +172,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       expect(await tableExists()).toBe(true)
       expect(await tableExists(JOURNAL_TABLE)).toBe(true)
       expect(await pluginFunctions()).toContain("pcp_lock_collection_v1")
+      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
       const executed = await executedMigrations()
       expect(executed.slice(0, coreMigrations.length)).toEqual(coreMigrations)
       expect(executed.slice(coreMigrations.length).map((m) => m.name)).toEqual(pluginMigrationNames())
@@ -204,9 +217,9 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       const executed = await executedMigrations()
       expect(executed[executed.length - 1].name).toBe(newest)
       const functions = await pluginFunctions()
-      // The newest migration creates the status sync's table (CreatePaymentCollectionStatusCheck).
-      expect(newest).toMatch(/^CreatePaymentCollectionStatusCheck/)
-      expect(await tableExists(NEWEST_TABLE)).toBe(true)
+      // The newest migration adds the reconciler's indexes on core's tables (CreatePaymentCollectionReconcilerIndexes).
+      expect(newest).toMatch(/^CreatePaymentCollectionReconcilerIndexes/)
+      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
 
       const revert = await medusaCli(["migrations", "revert"], dbUrl)
 
@@ -214,8 +227,9 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         code: 0,
         reverted: true,
       })
-      expect(await tableExists(NEWEST_TABLE)).toBe(false)
+      expect(await newestIndexes()).toEqual([])
       expect(await pluginFunctions()).toEqual(functions) // older migrations' functions and tables stay
+      expect(await tableExists(STATUS_CHECK_TABLE)).toBe(true)
       expect(await tableExists(JOURNAL_TABLE)).toBe(true)
       expect(await tableExists()).toBe(true)
       expect(await executedMigrations()).toEqual(executed.slice(0, -1))
@@ -223,7 +237,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
 
       await runWithPlugin()
 
-      expect(await tableExists(NEWEST_TABLE)).toBe(true)
+      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
       expect(await pluginFunctions()).toEqual(functions)
       const again = await executedMigrations()
       expect(again.slice(0, -1)).toEqual(executed.slice(0, -1))

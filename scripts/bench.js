@@ -18,8 +18,10 @@
 // compare where the time goes; --profile-after <id,id> first loads both
 // backends with those cases, --duration s each, to profile the state they
 // leave behind), --cases <id,id> (only these cases; the
-// default is all). Uses DATABASE_URL's server when set, else
-// embedded PostgreSQL.
+// default is all), --scale [--scale-factor <f>] (afterwards, the plugin on an
+// empty database against the same on a busy merchant's tables, f times the
+// full size: scripts/lib/bench-scale.js). Uses DATABASE_URL's server when set,
+// else embedded PostgreSQL.
 
 require("./lib/repo-env").applyRepoEnv()
 const crypto = require("crypto")
@@ -36,6 +38,8 @@ const { httpJson, expectOk } = require("./lib/http-json")
 const seed = require("./lib/bench-seed")
 const report = require("./lib/bench-report")
 const profiling = require("./lib/bench-profile")
+const { runScale } = require("./lib/bench-scale")
+const scaleReport = require("./lib/bench-scale-report")
 
 const HOST_DIR = path.join(REPO_ROOT, "integration-tests", "host")
 const SQL_COUNTER = path.join(__dirname, "lib", "sql-counter.js")
@@ -67,7 +71,7 @@ function usageError(message) {
 }
 
 const CASE_IDS = ["update", "create", "get", "authorize", "create_slow", "host_products", "host_regions", "host_carts"]
-const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>] [--profile-after <id,id>], --cases <id,id>"
+const USAGE = "options: --duration <s>, --rounds <n>, --warmup <s>, --show-sql[=full], --profile <case> [--profile-dir <dir>] [--profile-after <id,id>], --cases <id,id>, --scale [--scale-factor <f>]"
 
 function parseArgs(argv, env) {
   const options = {
@@ -79,24 +83,29 @@ function parseArgs(argv, env) {
     profileDir: null,
     profileAfter: [],
     cases: CASE_IDS,
+    scale: false,
+    scaleFactor: 1,
   }
-  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir", "--profile-after": "profileAfter", "--cases": "cases" }
+  const valued = { "--duration": "duration", "--rounds": "rounds", "--warmup": "warmup", "--profile": "profile", "--profile-dir": "profileDir", "--profile-after": "profileAfter", "--cases": "cases", "--scale-factor": "scaleFactor" }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined]
     if (valued[flag]) {
       const value = inline !== undefined ? inline : argv[++i]
       if (value === undefined) throw usageError(`${flag} needs a value (${USAGE})`)
-      if (["duration", "rounds", "warmup"].includes(valued[flag])) options[valued[flag]] = Number(value)
+      if (["duration", "rounds", "warmup", "scaleFactor"].includes(valued[flag])) options[valued[flag]] = Number(value)
       else if (flag === "--cases" || flag === "--profile-after") options[valued[flag]] = value.split(",").filter(Boolean)
       else options[valued[flag]] = value
-    } else if (arg === "--show-sql") options.showSql = "summary"
+    } else if (arg === "--scale") options.scale = true
+    else if (arg === "--show-sql") options.showSql = "summary"
     else if (arg === "--show-sql=full") options.showSql = "full"
     else throw usageError(`unknown argument ${arg} (${USAGE})`)
   }
   if (!(options.duration > 0)) throw usageError("--duration must be a number of seconds > 0")
   if (!(Number.isInteger(options.rounds) && options.rounds >= 1)) throw usageError("--rounds must be an integer >= 1")
   if (!(options.warmup >= 0)) throw usageError("--warmup must be a number of seconds >= 0")
+  if (!(options.scaleFactor > 0 && options.scaleFactor <= 1)) throw usageError("--scale-factor must be a number > 0 and <= 1")
+  if (options.scale && options.profile !== null) throw usageError("--scale and --profile do not go together")
   if (options.profile !== null && !CASE_IDS.includes(options.profile)) {
     throw usageError(`--profile takes a case: ${CASE_IDS.join(", ")}`)
   }
@@ -152,7 +161,7 @@ function profilerAt(url) {
   }
 }
 
-async function bootBackend(ctx, name, dbUrl, { profile = false } = {}) {
+async function bootBackend(ctx, name, dbUrl, { profile = false, env = {} } = {}) {
   const counterPort = await freePort()
   const profilerPort = profile ? await freePort() : null
   log(`starting ${name} backend`)
@@ -166,6 +175,7 @@ async function bootBackend(ctx, name, dbUrl, { profile = false } = {}) {
       // The host's test-pay provider (create_slow) calls this run's fake PSP.
       TEST_PAY_PSP_URL: ctx.psp.url,
       ...(profile ? { CPU_PROFILER_PORT: String(profilerPort) } : {}),
+      ...env,
     },
   })
   ctx.backends.push(backend)
@@ -194,10 +204,11 @@ async function stopBackends(ctx) {
   if (failed) throw failed.reason
 }
 
-// The plugin marks its answers; this proves which code served the run.
+// The plugin marks its answers; this proves which code served the run (every
+// backend but core has the plugin, the scale ones too).
 function assertServedBy(backend, res) {
   const byPlugin = res.headers.has(PLUGIN_HEADER)
-  if (byPlugin !== (backend.name === "plugin")) {
+  if (byPlugin !== (backend.name !== "core")) {
     throw new Error(`${backend.name} backend: answer ${byPlugin ? "has" : "lacks"} ${PLUGIN_HEADER}`)
   }
 }
@@ -617,9 +628,11 @@ async function cleanup(ctx) {
   if (!ctx.pg && ctx.pgStarting) ctx.pg = await ctx.pgStarting.catch(() => null)
   const steps = [
     () => ctx.db && ctx.db.end(),
+    () => Promise.all(ctx.extraClients.map((client) => client.end())),
     () => stopBackends(ctx),
     () => ctx.psp && ctx.psp.stop(),
     () => ctx.pg && !ctx.pg.embedded && ctx.dbName && dropDatabase(ctx.pg.baseUrl, ctx.dbName),
+    () => ctx.pg && !ctx.pg.embedded && Promise.all(ctx.extraDatabases.map((name) => dropDatabase(ctx.pg.baseUrl, name))),
     () => ctx.pg && ctx.pg.stop(),
   ]
   for (const step of steps) {
@@ -631,8 +644,9 @@ async function cleanup(ctx) {
 
 // -------------------------------------------------------------------- main
 
-function printReport({ settings, cases, captures, memory }, showSql) {
+function printReport({ settings, cases, captures, memory, scale }, showSql) {
   const targets = [...report.evaluateTargets(cases), ...report.memoryTargets(memory)]
+  const scaleTargets = scale ? scaleReport.evaluate(scale) : []
   const lines = [
     "",
     `Payment Collections bench: ${settings.connections} connections, ${settings.durationSeconds} s per case and backend ` +
@@ -667,7 +681,12 @@ function printReport({ settings, cases, captures, memory }, showSql) {
     report.formatCaptureCounts(captures),
   ]
   if (showSql) lines.push("", report.formatStatementLists(captures, showSql))
-  lines.push("", report.jsonLine({ settings, cases, targets, captures, memory }))
+  if (scale) {
+    lines.push("", scaleReport.format(scale), "", "scale targets", report.formatTargets(scaleTargets))
+    lines.push("", "EXPLAIN (ANALYZE, BUFFERS), full database", scaleReport.formatExplainPlans(scale.explains))
+  }
+  const scaleJson = scale ? { scale: scaleReport.json(scale, scaleTargets) } : {}
+  lines.push("", report.jsonLine({ settings, cases, targets, captures, memory, ...scaleJson }))
   process.stdout.write(lines.join("\n") + "\n")
 }
 
@@ -714,6 +733,10 @@ async function run(ctx, options) {
   }
   const { captures, cases, memory } = await benchBoth(ctx, backends, seeded, options)
   await stopBackends(ctx)
+  // What the scale phase measured is reported even when it fails part-way.
+  const scale = options.scale ? {} : null
+  const scaleFailure = scale && (await runScale(ctx, scaleTools, options, scale).then(() => null, (err) => err))
+  await stopBackends(ctx)
 
   const settings = {
     connections: CONNECTIONS,
@@ -728,7 +751,8 @@ async function run(ctx, options) {
     slowFreshCollections: sizes.slowFresh,
     amount: seed.AMOUNT,
   }
-  printReport({ settings, cases, captures, memory }, options.showSql)
+  printReport({ settings, cases, captures, memory, scale }, options.showSql)
+  if (scaleFailure) throw scaleFailure
 }
 
 // The signal handler and a failing run both end up here; whoever comes second
@@ -756,7 +780,23 @@ async function main(ctx) {
   }
 }
 
-const context = { interrupted: false, cleaning: null, backends: [] }
+// What the scale phase measures with (scripts/lib/bench-scale.js).
+const scaleTools = {
+  HOST_DIR,
+  log,
+  bootBackend,
+  benchCases,
+  captureEachKind,
+  warmUp,
+  measureCase,
+  runAutocannon,
+  rotating,
+  requestOf,
+  settledReading,
+  seedSizes,
+}
+
+const context = { interrupted: false, cleaning: null, backends: [], extraDatabases: [], extraClients: [] }
 main(context).then(
   () => process.exit(0),
   (err) => {

@@ -59,6 +59,10 @@ if (process.env.FAKE_STRIPE_URL) {
     },
   })
 }
+// Routes that run the plugin's reconciler steps on demand, for `npm run bench -- --scale`.
+if (process.env.BENCH_HOOKS === "1") {
+  plugins.push({ resolve: path.resolve(__dirname, "../fixtures/bench-hooks"), options: {} })
+}
 if (process.env.HOST_WITHOUT_PLUGIN !== "1") {
   // Without dist/ Medusa would fall back to the repo root, find nothing to load
   // and boot plain core without a word.

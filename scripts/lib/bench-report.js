@@ -249,7 +249,7 @@ function round(value, digits) {
   return Number.isFinite(value) ? Number(value.toFixed(digits)) : null
 }
 
-function jsonLine({ settings, cases, targets, captures, memory }) {
+function jsonLine({ settings, cases, targets, captures, memory, scale }) {
   const summary = {
     ...settings,
     memory,
@@ -269,6 +269,7 @@ function jsonLine({ settings, cases, targets, captures, memory }) {
       backend,
       count: inRequest(statements).length,
     })),
+    ...(scale ? { scale } : {}),
   }
   return JSON_PREFIX + JSON.stringify(summary)
 }

@@ -9,7 +9,8 @@
 //                     (cpuMicros: the process's user + system CPU time so far, all threads;
 //                     rss: its resident set size in bytes)
 //   POST /capture  -> starts recording statements (drops earlier ones)
-//   GET  /captured -> { statements: [{ text, at }] } (at: Date.now()) and stops recording
+//   GET  /captured -> { statements: [{ text, values, at }] } (values: the statement's parameters,
+//                     as sent; at: Date.now()) and stops recording
 //   POST /gc       -> runs full garbage collections, then { rss, heapUsed, heapCommitted, spaces } (bytes;
 //                     spaces: V8's committed size of each heap space): memory
 //                     that the load left in use, not what V8 had not collected yet
@@ -32,15 +33,20 @@ function statementText(config) {
   return config && typeof config.text === "string" ? config.text : String(config)
 }
 
+function statementValues(config, values) {
+  if (Array.isArray(values)) return values
+  return config && typeof config === "object" && Array.isArray(config.values) ? config.values : []
+}
+
 function instrument(Client, file) {
   if (Client.prototype[INSTRUMENTED]) return
   Client.prototype[INSTRUMENTED] = true
   state.copies[file] = 0
   const query = Client.prototype.query
-  Client.prototype.query = function countedQuery(config) {
+  Client.prototype.query = function countedQuery(config, values) {
     state.count += 1
     state.copies[file] += 1
-    if (state.captured) state.captured.push({ text: statementText(config), at: Date.now() })
+    if (state.captured) state.captured.push({ text: statementText(config), values: statementValues(config, values), at: Date.now() })
     return query.apply(this, arguments)
   }
 }

@@ -124,7 +124,10 @@ export type SessionToCheck = { payment_session_id: string; payment_collection_id
  * Sessions still waiting for the shopper (pending, requires_more) of
  * collections still to be paid, untouched for `minAgeMs` (a storefront mid-way
  * reports its own authorization) and changed within the window, whose next
- * check is due: what the status sync asks providers about.
+ * check is due: what the status sync asks providers about. `cart_id IS NULL`
+ * says nothing new (a collection's sessions have no cart; core's too) but lets
+ * the partial index of the waiting sessions (migration
+ * CreatePaymentCollectionReconcilerIndexes) leave the carts' sessions out.
  */
 export async function sessionsToCheck(
   manager: EntityManager,
@@ -138,7 +141,7 @@ export async function sessionsToCheck(
        JOIN payment_collection_sessions pcs ON pcs.payment_session_id = ps.id
        JOIN payment_collection pc ON pc.id = pcs.payment_collection_id
        LEFT JOIN payment_collection_status_check c ON c.payment_session_id = ps.id
-      WHERE ps.status IN ('pending', 'requires_more') AND ps.payment_authorized_at IS NULL
+      WHERE ps.status IN ('pending', 'requires_more') AND ps.payment_authorized_at IS NULL AND ps.cart_id IS NULL
         AND ps.updated_at > now() - make_interval(hours => $1)
         AND ps.updated_at < now() - make_interval(secs => $2::double precision / 1000)
         AND pc.status IN ('not_paid', 'awaiting', 'partially_authorized') AND pc.deleted_at IS NULL

@@ -6,6 +6,43 @@ import type PaymentCollectionProviderEventsService from "../services/payment-col
 
 type Logger = { warn: (m: string) => void; info: (m: string) => void }
 
+/** What one pass did, and how long each of its steps took (ms). */
+export type PassSummary = {
+  swept: Awaited<ReturnType<PaymentCollectionJournalService["sweep"]>>
+  adopted: number
+  attempts: number
+  keys: number
+  events: number
+  ms: { sweep: number; statusSync: number; prune: number; keys: number; events: number }
+}
+
+/**
+ * One reconciler pass, as the timer runs it: the sweep of the journal, the
+ * status sync, then the retention of the journal, the Idempotency-Keys and
+ * the provider events. Exported so that `npm run bench -- --scale` times the
+ * very pass the timer runs.
+ */
+export async function reconcilerPass(container: AwilixContainer): Promise<PassSummary> {
+  const journal: PaymentCollectionJournalService = container.resolve("paymentCollectionJournalService")
+  const idempotency: PaymentCollectionIdempotencyService = container.resolve("paymentCollectionIdempotencyService")
+  const events: PaymentCollectionProviderEventsService = container.resolve("paymentCollectionProviderEventsService")
+  const ms = { sweep: 0, statusSync: 0, prune: 0, keys: 0, events: 0 }
+  const step = async <T>(name: keyof typeof ms, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now()
+    try {
+      return await run()
+    } finally {
+      ms[name] = performance.now() - started
+    }
+  }
+  const swept = await step("sweep", () => journal.sweep())
+  const adopted = await step("statusSync", () => events.syncStatuses())
+  const attempts = await step("prune", () => journal.prune())
+  const keys = await step("keys", () => idempotency.deleteExpired())
+  const pruned = await step("events", () => events.prune())
+  return { swept, adopted, attempts, keys, events: pruned, ms }
+}
+
 /** The first sweep waits for the backend to finish booting. */
 const BOOT_SWEEP_DELAY_MS = 1_000
 
@@ -25,8 +62,6 @@ const BOOT_SWEEP_DELAY_MS = 1_000
 export default async function startReconciler(container: AwilixContainer, options?: unknown): Promise<void> {
   const { reconcile_interval_ms } = resolveOptions(options)
   const journal: PaymentCollectionJournalService = container.resolve("paymentCollectionJournalService")
-  const idempotency: PaymentCollectionIdempotencyService = container.resolve("paymentCollectionIdempotencyService")
-  const events: PaymentCollectionProviderEventsService = container.resolve("paymentCollectionProviderEventsService")
   const logger: Logger = container.resolve("logger")
   const { worker_mode } = container.resolve<{ projectConfig: { worker_mode?: string } }>("configModule").projectConfig
 
@@ -36,11 +71,7 @@ export default async function startReconciler(container: AwilixContainer, option
       return
     }
     try {
-      const swept = await journal.sweep()
-      const adopted = await events.syncStatuses()
-      const attempts = await journal.prune()
-      const keys = await idempotency.deleteExpired()
-      await events.prune()
+      const { swept, adopted, attempts, keys } = await reconcilerPass(container)
       if (swept.finished || adopted || attempts || keys) {
         logger.info(
           `medusa-plugin-payment-collections: reconciler finished ${swept.finished} provider call(s) on ${swept.collections} collection(s) (${swept.skipped} busy), recorded ${adopted} authorization(s) found by the status sync, removed ${attempts} old journal row(s) and ${keys} expired Idempotency-Key(s)`

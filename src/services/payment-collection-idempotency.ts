@@ -169,13 +169,16 @@ export default class PaymentCollectionIdempotencyService extends TransactionBase
    */
   async deleteExpired(): Promise<number> {
     // DELETE ... RETURNING answers [rows, count] through TypeORM's postgres driver.
+    // The prefix is written out, not a parameter, so that the partial index on
+    // the plugin's keys (migration CreatePaymentCollectionReconcilerIndexes)
+    // applies to any plan, a generic one included.
     const deleted = await this.manager_.query(
       `DELETE FROM idempotency_key
-        WHERE idempotency_key LIKE $1
-          AND created_at < now() - make_interval(secs => $2)
-          AND (response_code IS NOT NULL OR locked_at IS NULL OR locked_at < now() - make_interval(secs => $2))
+        WHERE idempotency_key LIKE '${KEY_PREFIX}%'
+          AND created_at < now() - make_interval(secs => $1)
+          AND (response_code IS NOT NULL OR locked_at IS NULL OR locked_at < now() - make_interval(secs => $1))
         RETURNING id`,
-      [`${KEY_PREFIX}%`, this.options_.idempotency_key_ttl_seconds]
+      [this.options_.idempotency_key_ttl_seconds]
     )
     return updatedRows(deleted).length
   }
