@@ -80,7 +80,10 @@ class OwnPostgres {
   }
 }
 
-const OPTIONS = { provider_timeout_ms: 1000, lock_timeout_ms: 2000, reconcile_interval_ms: 500 }
+// finder_settle_ms: a create whose commit the outage cut off leaves an uncertain
+// initiate, which the finder may only conclude on after that window (5 minutes
+// by default); the spec waits 30 s for the journal to close.
+const OPTIONS = { provider_timeout_ms: 1000, lock_timeout_ms: 2000, reconcile_interval_ms: 500, finder_settle_ms: 1000 }
 /** The longest an answer may take: the wait for the lock plus provider calls, with room for the load here. */
 const SLOWEST_ANSWER_MS = 2 * (OPTIONS.lock_timeout_ms + 2 * OPTIONS.provider_timeout_ms)
 const OUTAGE_MS = 4000
