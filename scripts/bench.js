@@ -184,7 +184,26 @@ async function bootBackend(ctx, name, dbUrl, { profile = false, env = {} } = {})
     throw new Error(`${name} backend: the SQL counter does not answer on port ${counterPort} (${err.message})\n${backend.output()}`)
   })
   const profiler = profile ? profilerAt(`http://127.0.0.1:${profilerPort}`) : null
-  return { name, url: backend.url, counter, profiler }
+  return { name, url: backend.url, dbUrl, counter, profiler }
+}
+
+// A production database's autovacuum keeps the planner's statistics within
+// about a tenth of each table (autovacuum_analyze_scale_factor). The bench's
+// seed and each case's warm-up grow tables many times over within a minute,
+// faster than autovacuum wakes, and plans made for tables a tenth of their
+// size (a hash join over a sequential scan instead of an index lookup) cost
+// both backends on every statement. Each case is measured with statistics
+// taken after its warm-up, as a busy database would have them.
+async function analyzeDatabases(backends) {
+  for (const url of new Set(backends.map((b) => b.dbUrl))) {
+    const db = new Client({ connectionString: url })
+    await db.connect()
+    try {
+      await db.query("ANALYZE")
+    } finally {
+      await db.end()
+    }
+  }
 }
 
 // Statements through a pg copy other than the root one are counted as well;
@@ -501,6 +520,7 @@ async function measureCase(ctx, backends, seeded, benchCase, options) {
     if (options.warmup > 0) await runAutocannon(ctx, backend.url, options.warmup, specs[backend.name])
     await settledCount(backend.counter)
   }
+  await analyzeDatabases(backends)
   const roundSeconds = options.duration / options.rounds
   const rounds = Object.fromEntries(backends.map((b) => [b.name, []]))
   for (let round = 0; round < options.rounds; round++) {
@@ -588,6 +608,7 @@ async function profileBoth(ctx, backends, seeded, options) {
     if (options.warmup > 0) await runAutocannon(ctx, backend.url, options.warmup, specs[backend.name])
     await settledCount(backend.counter)
   }
+  await analyzeDatabases(backends)
   const runs = {}
   for (const backend of backends) {
     await backend.profiler.start()
