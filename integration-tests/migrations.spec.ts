@@ -36,10 +36,10 @@ const postgres: PostgresLib = require(path.resolve(__dirname, "../scripts/lib/po
 const TABLE = "payment_collection_provider_setting"
 /** The attempt journal's table, created by the plugin's second migration. */
 const JOURNAL_TABLE = "payment_collection_attempt"
-/** The status sync's table, created by the migration before the newest. */
+/** The status sync's table, created by an earlier migration. */
 const STATUS_CHECK_TABLE = "payment_collection_status_check"
-/** What the newest migration (CreatePaymentCollectionReconcilerIndexes) creates: indexes on core's tables. */
-const NEWEST_INDEXES = ["IDX_pcp_idempotency_key_created_at", "IDX_pcp_payment_session_waiting"]
+/** What CreatePaymentCollectionReconcilerIndexes (the migration before the newest) creates: indexes on core's tables. */
+const RECONCILER_INDEXES = ["IDX_pcp_idempotency_key_created_at", "IDX_pcp_payment_session_waiting"]
 const WITHOUT_PLUGIN = { HOST_WITHOUT_PLUGIN: "1" }
 const CLI_TIMEOUT_MS = 120_000
 
@@ -83,11 +83,11 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
     return rows[0].present
   }
 
-  /** The newest migration's indexes that exist. */
-  async function newestIndexes(): Promise<string[]> {
+  /** The reconciler's indexes that exist. */
+  async function reconcilerIndexes(): Promise<string[]> {
     const { rows } = await client.query(
       `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname = ANY($1) ORDER BY indexname`,
-      [NEWEST_INDEXES]
+      [RECONCILER_INDEXES]
     )
     return rows.map((r) => r.indexname)
   }
@@ -98,6 +98,15 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       `SELECT proname FROM pg_proc WHERE proname LIKE 'pcp\\_%' AND pronamespace = 'public'::regnamespace ORDER BY proname`
     )
     return rows.map((r) => r.proname)
+  }
+
+  /** The language of pcp_commit_attempts_v1: the newest migration (CreatePaymentCollectionCommitAttemptsPlpgsql) makes it PL/pgSQL. */
+  async function commitAttemptsLanguage(): Promise<string | null> {
+    const { rows } = await client.query(
+      `SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+        WHERE p.proname = 'pcp_commit_attempts_v1' AND p.pronamespace = 'public'::regnamespace`
+    )
+    return rows[0]?.lanname ?? null
   }
 
   async function executedMigrations(): Promise<{ id: number; timestamp: string; name: string }[]> {
@@ -172,7 +181,8 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       expect(await tableExists()).toBe(true)
       expect(await tableExists(JOURNAL_TABLE)).toBe(true)
       expect(await pluginFunctions()).toContain("pcp_lock_collection_v1")
-      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
+      expect(await reconcilerIndexes()).toEqual(RECONCILER_INDEXES)
+      expect(await commitAttemptsLanguage()).toBe("plpgsql")
       const executed = await executedMigrations()
       expect(executed.slice(0, coreMigrations.length)).toEqual(coreMigrations)
       expect(executed.slice(coreMigrations.length).map((m) => m.name)).toEqual(pluginMigrationNames())
@@ -217,9 +227,9 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
       const executed = await executedMigrations()
       expect(executed[executed.length - 1].name).toBe(newest)
       const functions = await pluginFunctions()
-      // The newest migration adds the reconciler's indexes on core's tables (CreatePaymentCollectionReconcilerIndexes).
-      expect(newest).toMatch(/^CreatePaymentCollectionReconcilerIndexes/)
-      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
+      // The newest migration makes pcp_commit_attempts_v1 a PL/pgSQL function (CreatePaymentCollectionCommitAttemptsPlpgsql).
+      expect(newest).toMatch(/^CreatePaymentCollectionCommitAttemptsPlpgsql/)
+      expect(await commitAttemptsLanguage()).toBe("plpgsql")
 
       const revert = await medusaCli(["migrations", "revert"], dbUrl)
 
@@ -227,8 +237,9 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
         code: 0,
         reverted: true,
       })
-      expect(await newestIndexes()).toEqual([])
-      expect(await pluginFunctions()).toEqual(functions) // older migrations' functions and tables stay
+      expect(await commitAttemptsLanguage()).toBe("sql") // as CreatePaymentCollectionFunctions made it
+      expect(await pluginFunctions()).toEqual(functions) // older migrations' functions, indexes and tables stay
+      expect(await reconcilerIndexes()).toEqual(RECONCILER_INDEXES)
       expect(await tableExists(STATUS_CHECK_TABLE)).toBe(true)
       expect(await tableExists(JOURNAL_TABLE)).toBe(true)
       expect(await tableExists()).toBe(true)
@@ -237,7 +248,7 @@ describe("the plugin's migrations (medusa migrations run / revert)", () => {
 
       await runWithPlugin()
 
-      expect(await newestIndexes()).toEqual(NEWEST_INDEXES)
+      expect(await commitAttemptsLanguage()).toBe("plpgsql")
       expect(await pluginFunctions()).toEqual(functions)
       const again = await executedMigrations()
       expect(again.slice(0, -1)).toEqual(executed.slice(0, -1))
