@@ -25,10 +25,14 @@ type InjectedDependencies = {
   paymentProviderService: PaymentProviderService
   paymentCollectionStoreService: PaymentCollectionStoreService
   eventBusService: EventBusService
+  /** The event bus module core's EventBusService stages events for (local or Redis). */
+  eventBusModuleService: EventBusModule
   customerService: CustomerService
   paymentCollectionIdempotencyService: PaymentCollectionIdempotencyService
   logger: Logger
 }
+
+type EventBusModule = { emit(eventName: string, data: unknown): Promise<unknown> }
 
 /** A result that is its own answer; a CommittedFailure ends the request with its error. */
 const asIs = answerWith(<T>(value: T) => value)
@@ -102,7 +106,7 @@ export default class PaymentCollectionJournalService {
       lock,
       options: this.options_,
       logger: this.logger_,
-      announce: (row, reason) => this.announce(eventBus, row, reason),
+      announce: (row, reason) => this.announce(container.eventBusModuleService, row, reason),
     })
     this.reconciler_ = new Reconciler(this.store, this.heldAnswers_, this.finisher_, lock)
   }
@@ -162,7 +166,15 @@ export default class PaymentCollectionJournalService {
     return attempt
   }
 
-  private async announce(eventBus: EventBusService, row: AttemptRow, reason: string): Promise<void> {
+  /**
+   * Straight to the event bus module, not staged through core's
+   * EventBusService: every backend process's enqueuer hands the staged jobs it
+   * lists to its own bus before one of them deletes them, so with several
+   * processes a staged event can be delivered once per process. The journal
+   * says "first" once across processes (`flagForAttention`); emitting directly
+   * keeps the announcement once.
+   */
+  private async announce(eventBus: EventBusModule, row: AttemptRow, reason: string): Promise<void> {
     await eventBus.emit(PaymentCollectionJournalService.Events.ATTEMPT_NEEDS_ATTENTION, {
       id: row.id,
       payment_collection_id: row.payment_collection_id,
