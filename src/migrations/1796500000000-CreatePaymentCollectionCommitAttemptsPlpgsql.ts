@@ -19,20 +19,7 @@ export class CreatePaymentCollectionCommitAttemptsPlpgsql1796500000000 implement
   RETURNS void
   LANGUAGE plpgsql VOLATILE AS $fn$
   BEGIN
-    UPDATE payment_collection_attempt a
-       SET state = 'committed', finished_at = now(), resolved_by = 'request',
-           outcome = COALESCE(a.outcome, 'ok'), latency_ms = COALESCE(a.latency_ms, c.latency_ms),
-           answered_at = COALESCE(a.answered_at, now())
-      FROM jsonb_to_recordset(p_committed) AS c(id text, latency_ms integer)
-     WHERE a.id = c.id AND a.state IN ('started', 'answered');
-    INSERT INTO payment_collection_attempt
-           (id, payment_collection_id, payment_session_id, provider_id, operation, state, amount, currency_code,
-            provider_data, request_id, process, lease_until, created_at)
-    SELECT c.sweep_id, a.payment_collection_id, NULL, a.provider_id, 'find', 'uncertain', a.amount, a.currency_code,
-           c.sweep_data, a.request_id, a.process, now(), a.created_at
-      FROM jsonb_to_recordset(p_committed) AS c(id text, sweep_id text, sweep_data jsonb)
-      JOIN payment_collection_attempt a ON a.id = c.id
-     WHERE c.sweep_id IS NOT NULL;
+${BODY}
   END;
   $fn$`)
   }
@@ -42,7 +29,13 @@ export class CreatePaymentCollectionCommitAttemptsPlpgsql1796500000000 implement
     await queryRunner.query(`CREATE OR REPLACE FUNCTION pcp_commit_attempts_v1(p_committed jsonb)
   RETURNS void
   LANGUAGE sql VOLATILE AS $fn$
-    UPDATE payment_collection_attempt a
+${BODY}
+  $fn$`)
+  }
+}
+
+/** The function's two statements, the same in either language. */
+const BODY = `    UPDATE payment_collection_attempt a
        SET state = 'committed', finished_at = now(), resolved_by = 'request',
            outcome = COALESCE(a.outcome, 'ok'), latency_ms = COALESCE(a.latency_ms, c.latency_ms),
            answered_at = COALESCE(a.answered_at, now())
@@ -55,7 +48,4 @@ export class CreatePaymentCollectionCommitAttemptsPlpgsql1796500000000 implement
            c.sweep_data, a.request_id, a.process, now(), a.created_at
       FROM jsonb_to_recordset(p_committed) AS c(id text, sweep_id text, sweep_data jsonb)
       JOIN payment_collection_attempt a ON a.id = c.id
-     WHERE c.sweep_id IS NOT NULL;
-  $fn$`)
-  }
-}
+     WHERE c.sweep_id IS NOT NULL;`
